@@ -1,0 +1,103 @@
+"""Settings: read once from the environment into a frozen object that every layer receives."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+QUEUE_INGEST = "ingest"
+QUEUE_INDEX = "index"
+QUEUE_EXPORTS = "exports"
+QUEUE_MAINTENANCE = "maintenance"
+ALL_QUEUES = (QUEUE_INGEST, QUEUE_INDEX, QUEUE_EXPORTS, QUEUE_MAINTENANCE)
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Engines. None means "start the embedded one" (only `fieldsync serve` does that).
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path("./var")
+
+    # Auth
+    jwt_secret: str = "change-me-in-production"
+    access_token_minutes: int = 24 * 60
+    refresh_token_days: int = 7
+    jwt_leeway_seconds: int = 60
+    bcrypt_rounds: int = 12
+    admin_username: str | None = None
+    admin_password: str | None = None
+
+    # Limits
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_upload_bytes: int = 2 * 1024 * 1024 * 1024
+    max_json_depth: int = 64
+
+    # Sync behaviour
+    sync_wait_seconds: float = 20.0
+    receipt_retention_days: int = 7
+    chunk_size: int = 500
+
+    # Jobs
+    job_lease_seconds: int = 60
+    job_max_attempts: int = 5
+    sweep_interval_seconds: float = 30.0
+    requeue_after_seconds: float = 60.0
+    task_soft_time_limit: int = 3300
+    task_time_limit: int = 3600
+
+    # Web
+    public_base_url: str | None = None
+    log_level: str = "INFO"
+    log_json: bool = True
+    server_version: str = "1.0.3"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from an environment mapping (os.environ when not given)."""
+    env = os.environ if environ is None else environ
+
+    def get(name: str, default=None):
+        value = env.get(name)
+        return default if value in (None, "") else value
+
+    return Settings(
+        database_url=get("DATABASE_URL"),
+        redis_url=get("REDIS_URL"),
+        data_dir=Path(get("FIELDSYNC_DATA_DIR", "./var")),
+        jwt_secret=get("JWT_SECRET", Settings.jwt_secret),
+        access_token_minutes=int(get("ACCESS_TOKEN_MINUTES", Settings.access_token_minutes)),
+        refresh_token_days=int(get("REFRESH_TOKEN_DAYS", Settings.refresh_token_days)),
+        bcrypt_rounds=int(get("BCRYPT_ROUNDS", Settings.bcrypt_rounds)),
+        admin_username=get("ADMIN_USERNAME"),
+        admin_password=get("ADMIN_PASSWORD"),
+        max_body_bytes=int(get("MAX_BODY_BYTES", Settings.max_body_bytes)),
+        max_upload_bytes=int(get("MAX_UPLOAD_BYTES", Settings.max_upload_bytes)),
+        max_json_depth=int(get("MAX_JSON_DEPTH", Settings.max_json_depth)),
+        sync_wait_seconds=float(get("SYNC_WAIT_SECONDS", Settings.sync_wait_seconds)),
+        receipt_retention_days=int(get("RECEIPT_RETENTION_DAYS", Settings.receipt_retention_days)),
+        chunk_size=int(get("CHUNK_SIZE", Settings.chunk_size)),
+        job_lease_seconds=int(get("JOB_LEASE_SECONDS", Settings.job_lease_seconds)),
+        job_max_attempts=int(get("JOB_MAX_ATTEMPTS", Settings.job_max_attempts)),
+        sweep_interval_seconds=float(get("SWEEP_INTERVAL_SECONDS", Settings.sweep_interval_seconds)),
+        requeue_after_seconds=float(get("REQUEUE_AFTER_SECONDS", Settings.requeue_after_seconds)),
+        public_base_url=get("PUBLIC_BASE_URL"),
+        log_level=get("LOG_LEVEL", "INFO").upper(),
+        log_json=_bool(get("LOG_JSON"), True),
+    )

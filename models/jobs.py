@@ -1,0 +1,189 @@
+"""Job lifecycle on the jobs table: create, claim (conditional UPDATE with a lease), renew, progress,
+finish, fail, and the sweeper's queries. Functions take a session and never commit it."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from models.tables import Job, JobRecordError
+
+ERROR_TEXT_CAP = 4000
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: uuid.UUID
+    tenant_id: str
+    kind: str
+    attempts: int
+    checkpoint: int
+    params: dict
+    counts: dict
+    blob_sha256: str | None
+    created_by: str | None
+
+
+def create_job(session: Session, *, tenant_id: str, kind: str, queue: str, params: dict | None = None,
+               idempotency_key: str | None = None, payload_hash: str | None = None,
+               blob_sha256: str | None = None, created_by: str | None = None, max_attempts: int = 5,
+               progress_total: int | None = None, parent_id: uuid.UUID | None = None) -> tuple[Job, bool]:
+    """Insert a QUEUED job, or return the existing one with the same (tenant, kind, idempotency key).
+    Returns (job, created)."""
+    job_id = uuid.uuid4()
+    stmt = pg_insert(Job).values(
+        id=job_id, tenant_id=tenant_id, kind=kind, queue=queue, params=params or {},
+        idempotency_key=idempotency_key, payload_hash=payload_hash, blob_sha256=blob_sha256,
+        created_by=created_by, max_attempts=max_attempts, progress_total=progress_total,
+        parent_id=parent_id, enqueued_at=text("now()"),
+    )
+    if idempotency_key is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["tenant_id", "kind", "idempotency_key"])
+    inserted = session.execute(stmt.returning(Job.id)).scalar_one_or_none()
+    if inserted is not None:
+        return session.get(Job, inserted), True
+    existing = session.execute(
+        select(Job).where(Job.tenant_id == tenant_id, Job.kind == kind, Job.idempotency_key == idempotency_key)
+    ).scalar_one()
+    return existing, False
+
+
+def claim(session: Session, job_id, lease_seconds: int) -> Claimed | None:
+    """Take a job for this worker. Only a QUEUED job, or a RUNNING one whose lease ran out, can be
+    claimed; anything else (a duplicate delivery, a finished job) answers None."""
+    row = session.execute(text("""
+        UPDATE jobs SET status = 'RUNNING', attempts = attempts + 1,
+               lease_until = clock_timestamp() + make_interval(secs => :lease),
+               started_at = COALESCE(started_at, clock_timestamp()), updated_at = clock_timestamp()
+         WHERE id = :id
+           AND (status = 'QUEUED' OR (status = 'RUNNING' AND lease_until < clock_timestamp()))
+        RETURNING id, tenant_id, kind, attempts, max_attempts, checkpoint, params, counts, blob_sha256, created_by
+    """), {"id": str(job_id), "lease": lease_seconds}).mappings().first()
+    if row is None:
+        return None
+    if row["attempts"] > row["max_attempts"]:
+        fail(session, job_id, "max_attempts_exceeded",
+             f"the job was started {row['max_attempts']} times without finishing")
+        return None
+    return Claimed(id=row["id"], tenant_id=row["tenant_id"], kind=row["kind"], attempts=row["attempts"],
+                   checkpoint=row["checkpoint"], params=row["params"], counts=row["counts"],
+                   blob_sha256=row["blob_sha256"], created_by=row["created_by"])
+
+
+def renew(session: Session, job_id, lease_seconds: int) -> bool:
+    return session.execute(text("""
+        UPDATE jobs SET lease_until = clock_timestamp() + make_interval(secs => :lease), updated_at = clock_timestamp()
+         WHERE id = :id AND status = 'RUNNING'
+    """), {"id": str(job_id), "lease": lease_seconds}).rowcount == 1
+
+
+def progress(session: Session, job_id, *, done: int, total: int | None = None, checkpoint: int | None = None,
+             counts: dict | None = None, lease_seconds: int | None = None) -> bool:
+    """Record progress (and renew the lease). Counts are replaced, not added, so a retried chunk that
+    recomputes them cannot double-count. Returns False when the job is no longer ours to run."""
+    return session.execute(text("""
+        UPDATE jobs SET progress_done = :done,
+               progress_total = COALESCE(:total, progress_total),
+               checkpoint = COALESCE(:checkpoint, checkpoint),
+               counts = COALESCE(CAST(:counts AS jsonb), counts),
+               lease_until = CASE WHEN :lease IS NULL THEN lease_until
+                                  ELSE clock_timestamp() + make_interval(secs => :lease) END,
+               updated_at = clock_timestamp()
+         WHERE id = :id AND status = 'RUNNING'
+    """), {"id": str(job_id), "done": done, "total": total, "checkpoint": checkpoint,
+           "counts": None if counts is None else _json(counts), "lease": lease_seconds}).rowcount == 1
+
+
+def finish(session: Session, job_id, *, counts: dict | None = None, result: dict | None = None) -> bool:
+    return session.execute(text("""
+        UPDATE jobs SET status = 'COMPLETED', counts = COALESCE(CAST(:counts AS jsonb), counts),
+               result = COALESCE(CAST(:result AS jsonb), result),
+               progress_done = GREATEST(progress_done, COALESCE(progress_total, progress_done)),
+               lease_until = NULL, finished_at = clock_timestamp(), updated_at = clock_timestamp()
+         WHERE id = :id AND status = 'RUNNING'
+    """), {"id": str(job_id), "counts": None if counts is None else _json(counts),
+           "result": None if result is None else _json(result)}).rowcount == 1
+
+
+def fail(session: Session, job_id, code: str, detail: str) -> bool:
+    return session.execute(text("""
+        UPDATE jobs SET status = 'FAILED', error_code = :code, error_detail = :detail,
+               lease_until = NULL, finished_at = clock_timestamp(), updated_at = clock_timestamp()
+         WHERE id = :id AND status IN ('QUEUED', 'RUNNING')
+    """), {"id": str(job_id), "code": code, "detail": (detail or "")[:ERROR_TEXT_CAP]}).rowcount == 1
+
+
+def release(session: Session, job_id) -> None:
+    """Give a RUNNING job back to the queue (a transient error: the next delivery resumes it)."""
+    session.execute(text("""
+        UPDATE jobs SET status = 'QUEUED', lease_until = NULL, enqueued_at = clock_timestamp(),
+               updated_at = clock_timestamp()
+         WHERE id = :id AND status = 'RUNNING'
+    """), {"id": str(job_id)})
+
+
+def cancel(session: Session, job_id) -> bool:
+    return session.execute(text("""
+        UPDATE jobs SET status = 'CANCELLED', lease_until = NULL, finished_at = clock_timestamp(),
+               updated_at = clock_timestamp()
+         WHERE id = :id AND status IN ('QUEUED', 'RUNNING')
+    """), {"id": str(job_id)}).rowcount == 1
+
+
+def mark_enqueued(session: Session, job_ids) -> None:
+    session.execute(text("UPDATE jobs SET enqueued_at = clock_timestamp() WHERE id = ANY(CAST(:ids AS uuid[]))"),
+                    {"ids": [str(j) for j in job_ids]})
+
+
+def sweep(session: Session, *, requeue_after_seconds: float) -> dict:
+    """Find work whose message is lost: expired leases go back to QUEUED (or FAILED when out of
+    attempts); QUEUED jobs not enqueued for a while are returned to be sent again. A terminal job is
+    never reopened."""
+    expired_failed = session.execute(text("""
+        UPDATE jobs SET status = 'FAILED', error_code = 'max_attempts_exceeded',
+               error_detail = 'the job lease expired on its last allowed attempt',
+               lease_until = NULL, finished_at = clock_timestamp(), updated_at = clock_timestamp()
+         WHERE status = 'RUNNING' AND lease_until < clock_timestamp() AND attempts >= max_attempts
+        RETURNING id
+    """)).scalars().all()
+    reclaimed = session.execute(text("""
+        UPDATE jobs SET status = 'QUEUED', lease_until = NULL, updated_at = clock_timestamp(),
+               enqueued_at = clock_timestamp() - make_interval(secs => :age)
+         WHERE status = 'RUNNING' AND lease_until < clock_timestamp()
+        RETURNING id
+    """), {"age": requeue_after_seconds + 1}).scalars().all()
+    stale = session.execute(text("""
+        UPDATE jobs SET enqueued_at = clock_timestamp()
+         WHERE id IN (SELECT id FROM jobs WHERE status = 'QUEUED'
+                        AND (enqueued_at IS NULL OR enqueued_at < clock_timestamp() - make_interval(secs => :age))
+                      ORDER BY created_at LIMIT 1000 FOR UPDATE SKIP LOCKED)
+        RETURNING id, queue
+    """), {"age": requeue_after_seconds}).all()
+    return {"failed": list(expired_failed), "reclaimed": list(reclaimed),
+            "requeue": [(row.id, row.queue) for row in stale]}
+
+
+def record_errors(session: Session, job_id, errors: list[dict]) -> None:
+    """Store per-record errors: dicts with position, record_id, code, message, path, record."""
+    if not errors:
+        return
+    rows = [{"job_id": job_id, "position": e["position"], "record_id": _cap(e.get("record_id"), 512),
+             "code": e["code"], "message": _cap(e["message"], 2000), "path": _cap(e.get("path"), 512),
+             "record": _cap(e.get("record"), 8000)} for e in errors]
+    session.execute(pg_insert(JobRecordError).values(rows).on_conflict_do_nothing(
+        index_elements=["job_id", "position", "code"]))
+
+
+def _cap(value, limit):
+    if value is None:
+        return None
+    value = str(value).replace("\x00", "\\u0000")
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
+def _json(value) -> str:
+    import orjson
+    return orjson.dumps(value).decode()

@@ -1,0 +1,1 @@
+"""Alembic migrations, run by `fieldsync migrate` (models.migrate.upgrade)."""

@@ -1,0 +1,17 @@
+"""msupply sites and queues (filled by the dialect's issue)
+
+Revision ID: 0002
+Revises: 0001
+"""
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

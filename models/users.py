@@ -1,0 +1,107 @@
+"""Users and tenants: creation, lookup, password hashing (bcrypt), tenant hierarchy."""
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import bcrypt
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from models.tables import ROLES, Tenant, User
+
+DEFAULT_TENANT = "default"
+
+
+class UserExists(Exception):
+    pass
+
+
+def _prehash(password: str) -> bytes:
+    # bcrypt reads at most 72 bytes; hashing first keeps long passphrases whole.
+    return hashlib.sha256(password.encode("utf-8")).hexdigest().encode()
+
+
+def hash_password(password: str, rounds: int = 12) -> str:
+    return bcrypt.hashpw(_prehash(password), bcrypt.gensalt(rounds)).decode()
+
+
+def check_password(password: str, hashed: str) -> bool:
+    try:
+        return bcrypt.checkpw(_prehash(password), hashed.encode())
+    except ValueError:
+        return False
+
+
+_DUMMY_HASH = None
+
+
+def burn_time(rounds: int) -> None:
+    """Spend about as long as a real check, so an unknown user is not told apart by timing."""
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = hash_password("not-a-password", rounds)
+    check_password("still-not-a-password", _DUMMY_HASH)
+
+
+def ensure_tenant(session: Session, tenant_id: str, name: str = "") -> None:
+    session.execute(pg_insert(Tenant).values(id=tenant_id, name=name or tenant_id).on_conflict_do_nothing())
+
+
+def tenant_exists(session: Session, tenant_id: str) -> bool:
+    return session.get(Tenant, tenant_id) is not None
+
+
+def create_user(session: Session, *, username: str, password: str, role: str, tenant_id: str = DEFAULT_TENANT,
+                is_system: bool = False, rounds: int = 12) -> User:
+    if role not in ROLES:
+        raise ValueError(f"invalid role {role!r}; expected one of {', '.join(ROLES)}")
+    ensure_tenant(session, tenant_id)
+    inserted = session.execute(pg_insert(User).values(
+        id=uuid.uuid4(), tenant_id=tenant_id, username=username, password_hash=hash_password(password, rounds),
+        role=role, is_system=is_system,
+    ).on_conflict_do_nothing(index_elements=["username"]).returning(User.id)).scalar_one_or_none()
+    if inserted is None:
+        raise UserExists(username)
+    return session.get(User, inserted)
+
+
+def get_by_username(session: Session, username: str) -> User | None:
+    return session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+
+
+def list_users(session: Session, tenant_id: str | None = None) -> list[User]:
+    stmt = select(User).order_by(User.username)
+    if tenant_id is not None:
+        stmt = stmt.where(User.tenant_id == tenant_id)
+    return list(session.execute(stmt).scalars())
+
+
+def delete_user(session: Session, username: str, tenant_id: str | None = None) -> bool:
+    stmt = delete(User).where(User.username == username)
+    if tenant_id is not None:
+        stmt = stmt.where(User.tenant_id == tenant_id)
+    return session.execute(stmt).rowcount == 1
+
+
+def set_password(session: Session, user: User, password: str, rounds: int = 12) -> None:
+    from sqlalchemy import func
+    user.password_hash = hash_password(password, rounds)
+    user.updated_at = func.now()
+    session.flush()
+
+
+def bootstrap_admin(session: Session, username: str, password: str, rounds: int = 12) -> bool:
+    """Create the system admin if no user of that name exists. Returns True when created."""
+    ensure_tenant(session, DEFAULT_TENANT)
+    if get_by_username(session, username) is not None:
+        return False
+    create_user(session, username=username, password=password, role="admin", tenant_id=DEFAULT_TENANT,
+                is_system=True, rounds=rounds)
+    return True
+
+
+def tenant_covers(actor_tenant: str, target_tenant: str) -> bool:
+    """DIGIT-style hierarchy: a user of `pb` may act in `pb` and in `pb.amritsar`."""
+    return target_tenant == actor_tenant or target_tenant.startswith(actor_tenant + ".")

@@ -1,0 +1,68 @@
+"""`fieldsync serve` in embedded mode: answers /health, and SIGINT leaves no process behind."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from web.embedded import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _procs_using(path: str):
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            cmdline = " ".join(proc.info["cmdline"] or [])
+        except psutil.Error:
+            continue
+        if path in cmdline:
+            found.append(proc.info["pid"])
+    return found
+
+
+@pytest.mark.timeout(240)
+def test_serve_embedded_answers_health_and_stops_clean(tmp_path):
+    data_dir = tmp_path / "serve-data"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env["PYTHONPATH"] = str(ROOT)
+    log = open(tmp_path / "serve.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "web.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+                            env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        body = None
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    body = json.loads(r.read())
+                    break
+            except OSError:
+                time.sleep(0.5)
+        assert body is not None, (tmp_path / "serve.log").read_text()[-3000:]
+        assert body["status"] == "ok"
+        assert (data_dir / "postgres" / "PG_VERSION").exists()
+        assert _procs_using(str(data_dir)), "the embedded servers should run under the data dir"
+        output = (tmp_path / "serve.log").read_text()
+        assert "WARNING: the first admin is admin/admin" in output
+    finally:
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+        stop_seconds = time.monotonic() - started
+        log.close()
+    assert proc.returncode == 0
+    assert stop_seconds < 15
+    time.sleep(0.5)
+    assert _procs_using(str(data_dir)) == []
+    # nothing left listening on our port either
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)

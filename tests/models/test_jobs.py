@@ -1,0 +1,95 @@
+"""The job lifecycle on a real PostgreSQL (savepoint-isolated)."""
+import uuid
+
+from sqlalchemy import text
+
+from models import jobs
+from models.tables import Job, JobRecordError
+from models.users import ensure_tenant
+
+
+def _new(session, **kw):
+    ensure_tenant(session, "default")
+    job, created = jobs.create_job(session, tenant_id="default", kind="probe.ingest", queue="ingest", **kw)
+    session.flush()
+    return job, created
+
+
+def test_idempotency_key_returns_the_same_job(db_session):
+    first, created1 = _new(db_session, idempotency_key="tx-1", payload_hash="a" * 64)
+    second, created2 = _new(db_session, idempotency_key="tx-1", payload_hash="a" * 64)
+    assert created1 and not created2
+    assert first.id == second.id
+
+
+def test_claim_is_exclusive_and_counts_attempts(db_session):
+    job, _ = _new(db_session)
+    claimed = jobs.claim(db_session, job.id, lease_seconds=60)
+    assert claimed is not None and claimed.attempts == 1
+    assert jobs.claim(db_session, job.id, lease_seconds=60) is None  # a duplicate delivery
+    db_session.refresh(job)
+    assert job.status == "RUNNING" and job.lease_until is not None
+
+
+def test_expired_lease_can_be_reclaimed(db_session):
+    job, _ = _new(db_session)
+    jobs.claim(db_session, job.id, lease_seconds=60)
+    db_session.execute(text("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = :id"),
+                       {"id": job.id})
+    again = jobs.claim(db_session, job.id, lease_seconds=60)
+    assert again is not None and again.attempts == 2
+
+
+def test_attempts_cap_fails_a_poison_job(db_session):
+    job, _ = _new(db_session, max_attempts=2)
+    for _ in range(2):
+        assert jobs.claim(db_session, job.id, lease_seconds=60) is not None
+        db_session.execute(text("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = :id"),
+                           {"id": job.id})
+    assert jobs.claim(db_session, job.id, lease_seconds=60) is None
+    db_session.refresh(job)
+    assert job.status == "FAILED" and job.error_code == "max_attempts_exceeded"
+
+
+def test_progress_finish_and_terminal_states_are_final(db_session):
+    job, _ = _new(db_session)
+    jobs.claim(db_session, job.id, lease_seconds=60)
+    assert jobs.progress(db_session, job.id, done=5, total=10, checkpoint=5, counts={"accepted": 5}, lease_seconds=60)
+    assert jobs.finish(db_session, job.id, counts={"accepted": 10})
+    db_session.refresh(job)
+    assert job.status == "COMPLETED" and job.counts == {"accepted": 10} and job.progress_done == 10
+    assert not jobs.progress(db_session, job.id, done=1)
+    assert not jobs.fail(db_session, job.id, "x", "y")
+    assert jobs.claim(db_session, job.id, lease_seconds=60) is None
+    db_session.refresh(job)
+    assert job.status == "COMPLETED"
+
+
+def test_sweep_requeues_stale_and_reclaims_expired(db_session):
+    stale, _ = _new(db_session)
+    db_session.execute(text("UPDATE jobs SET enqueued_at = now() - interval '10 minutes' WHERE id = :id"),
+                       {"id": stale.id})
+    running, _ = _new(db_session)
+    jobs.claim(db_session, running.id, lease_seconds=60)
+    db_session.execute(text("UPDATE jobs SET lease_until = now() - interval '1 second' WHERE id = :id"),
+                       {"id": running.id})
+    done, _ = _new(db_session)
+    jobs.claim(db_session, done.id, lease_seconds=60)
+    jobs.finish(db_session, done.id)
+    found = jobs.sweep(db_session, requeue_after_seconds=60)
+    requeued = {job_id for job_id, _ in found["requeue"]}
+    assert stale.id in requeued
+    assert running.id in found["reclaimed"] and running.id in requeued
+    assert done.id not in requeued
+    db_session.refresh(running)
+    assert running.status == "QUEUED"
+
+
+def test_record_errors_are_idempotent(db_session):
+    job, _ = _new(db_session)
+    errs = [{"position": 3, "record_id": "r3", "code": "invalid_type", "message": "data must be an object",
+             "path": "records[3].data", "record": '{"x":\u0000}'}]
+    jobs.record_errors(db_session, job.id, errs)
+    jobs.record_errors(db_session, job.id, errs)
+    rows = db_session.query(JobRecordError).filter_by(job_id=job.id).all()
+    assert len(rows) == 1 and rows[0].code == "invalid_type" and "\x00" not in rows[0].record

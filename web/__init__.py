@@ -1,0 +1,1 @@
+"""The HTTP front: the app factory, auth, error mapping, and one blueprint package per dialect."""

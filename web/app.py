@@ -1,0 +1,66 @@
+"""create_app(settings): the Flask front. It opens no connection at import or build time."""
+from __future__ import annotations
+
+import redis
+from flask import Flask
+from sqlalchemy.orm import sessionmaker
+
+from config.settings import Settings
+from models.blobs import BlobStore
+from models.db import make_engine, make_session_factory
+from web import auth, db
+from web.errors import install_error_handlers
+
+
+def create_app(settings: Settings, *, session_factory: sessionmaker | None = None, celery_app=None,
+               redis_client=None) -> Flask:
+    app = Flask("fieldsync")
+    app.config["FIELDSYNC_SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    app.url_map.strict_slashes = False
+
+    if session_factory is None:
+        session_factory = make_session_factory(make_engine(settings.database_url))
+    db.install(app, session_factory)
+
+    if celery_app is None:
+        from workers.app import make_celery
+        celery_app = make_celery(settings)
+    app.extensions["fieldsync_celery"] = celery_app
+
+    _redis = {"client": redis_client}
+
+    def get_redis():
+        if _redis["client"] is None:
+            _redis["client"] = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        return _redis["client"]
+
+    app.extensions["fieldsync_redis"] = get_redis
+    app.extensions["fieldsync_blobs"] = BlobStore(settings.blob_dir)
+
+    install_error_handlers(app)
+    auth.install(app, settings)
+
+    from web.ops.health import bp as health_bp
+    from web.ops.jobs import bp as jobs_bp
+    app.register_blueprint(health_bp)
+    app.register_blueprint(jobs_bp)
+    from web.dialects import register_all
+    register_all(app)
+
+    @app.after_request
+    def _cors(response):
+        # Synkronus serves CORS to every origin; the others are harmless with it.
+        response.headers.setdefault("Access-Control-Allow-Origin", "*")
+        response.headers.setdefault("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+        response.headers.setdefault("Access-Control-Allow-Headers",
+                                    "Accept, Authorization, Content-Type, X-CSRF-Token, x-api-version")
+        response.headers.setdefault("Access-Control-Expose-Headers", "Link, ETag, x-api-version-used")
+        return response
+
+    return app
+
+
+def celery_of(app: Flask):
+    return app.extensions["fieldsync_celery"]

@@ -1,0 +1,168 @@
+"""Authentication and authorisation: fieldsync JWTs (HS256, claims username/role/sub/iat/exp plus
+tenant and token type), refresh rotation with reuse detection, role gates and tenant checks."""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import uuid
+from dataclasses import dataclass
+
+from flask import Flask, current_app, g
+from flask_jwt_extended import (
+    JWTManager, create_access_token, create_refresh_token, decode_token, get_jwt, verify_jwt_in_request,
+)
+from sqlalchemy import select
+
+from models.tables import ROLES, RefreshFamily, User
+from models.users import tenant_covers
+from web import db
+from web.errors import Forbidden, NotFound, Unauthorized, render
+
+ROLE_RANK = {"read-only": 0, "read-write": 1, "admin": 2}
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    username: str
+    role: str
+    tenant_id: str
+    is_system: bool
+
+    def may_act_in(self, tenant_id: str) -> bool:
+        return self.is_system or tenant_covers(self.tenant_id, tenant_id)
+
+    def has_role(self, *roles: str) -> bool:
+        return self.role in roles
+
+
+def install(app: Flask, settings) -> None:
+    app.config.update(
+        JWT_SECRET_KEY=settings.jwt_secret,
+        JWT_ALGORITHM="HS256",
+        JWT_DECODE_ALGORITHMS=["HS256"],
+        JWT_TOKEN_LOCATION=["headers"],
+        JWT_HEADER_NAME="Authorization",
+        JWT_HEADER_TYPE="Bearer",
+        JWT_ACCESS_TOKEN_EXPIRES=dt.timedelta(minutes=settings.access_token_minutes),
+        JWT_REFRESH_TOKEN_EXPIRES=dt.timedelta(days=settings.refresh_token_days),
+        JWT_DECODE_LEEWAY=settings.jwt_leeway_seconds,
+        JWT_ERROR_MESSAGE_KEY="message",
+    )
+    jwt = JWTManager(app)
+
+    @jwt.unauthorized_loader
+    def _missing(reason):
+        return render(Unauthorized("a bearer token is required"))
+
+    @jwt.invalid_token_loader
+    def _invalid(reason):
+        return render(Unauthorized("the token is invalid"))
+
+    @jwt.expired_token_loader
+    def _expired(header, payload):
+        return render(Unauthorized("the token has expired"))
+
+    @jwt.revoked_token_loader
+    def _revoked(header, payload):
+        return render(Unauthorized("the token has been revoked"))
+
+    @jwt.user_lookup_error_loader
+    def _no_user(header, payload):
+        return render(Unauthorized("the token's user no longer exists"))
+
+    @jwt.needs_fresh_token_loader
+    def _fresh(header, payload):
+        return render(Unauthorized("a fresh token is required"))
+
+    @jwt.user_lookup_loader
+    def _lookup(header, payload):
+        try:
+            user_id = uuid.UUID(str(payload["sub"]))
+        except (KeyError, ValueError):
+            return None
+        return db.session().get(User, user_id)
+
+
+def issue_tokens(session, user: User, family: str | None = None) -> dict:
+    """Access + refresh token pair. A new family starts at login; refresh continues the family."""
+    claims = {"username": user.username, "role": user.role, "tenant": user.tenant_id}
+    if user.is_system:
+        claims["sys"] = True
+    refresh_jti = uuid.uuid4().hex
+    settings = current_app.config["FIELDSYNC_SETTINGS"]
+    expires = dt.timedelta(days=settings.refresh_token_days)
+    access = create_access_token(identity=str(user.id), additional_claims={**claims, "typ": "access"})
+    refresh_claims = {**claims, "typ": "refresh", "fam": family or uuid.uuid4().hex, "jti": refresh_jti}
+    refresh = create_refresh_token(identity=str(user.id), additional_claims=refresh_claims)
+    now = dt.datetime.now(dt.timezone.utc)
+    if family is None:
+        session.add(RefreshFamily(family=refresh_claims["fam"], user_id=user.id, current_jti=refresh_jti,
+                                  expires_at=now + expires))
+    else:
+        fam = session.get(RefreshFamily, family)
+        fam.current_jti = refresh_jti
+        fam.expires_at = now + expires
+    access_exp = decode_token(access)["exp"]
+    return {"token": access, "refreshToken": refresh, "expiresAt": access_exp}
+
+
+def rotate_refresh(session, refresh_token: str) -> dict:
+    """Exchange a refresh token for a new pair. Reusing an already rotated token revokes its family."""
+    try:
+        payload = decode_token(refresh_token)
+    except Exception:
+        raise Unauthorized("the refresh token is invalid or expired") from None
+    if payload.get("type") != "refresh":
+        raise Unauthorized("not a refresh token")
+    fam = session.execute(select(RefreshFamily).where(RefreshFamily.family == payload.get("fam"))
+                          .with_for_update()).scalar_one_or_none()
+    if fam is None or fam.revoked:
+        raise Unauthorized("the refresh token has been revoked")
+    if fam.current_jti != payload.get("jti"):
+        fam.revoked = True  # reuse of a rotated token: someone else holds the family; end it
+        session.commit()
+        raise Unauthorized("the refresh token was already used; please log in again")
+    user = session.get(User, uuid.UUID(payload["sub"]))
+    if user is None:
+        raise Unauthorized("the token's user no longer exists")
+    return issue_tokens(session, user, family=fam.family)
+
+
+def current_principal() -> Principal:
+    if "principal" in g:
+        return g.principal
+    verify_jwt_in_request()
+    claims = get_jwt()
+    from flask_jwt_extended import current_user
+    user: User = current_user
+    role = user.role if user.role in ROLES else "read-only"
+    g.principal = Principal(user_id=str(user.id), username=user.username, role=role,
+                            tenant_id=user.tenant_id, is_system=bool(user.is_system))
+    if claims.get("type") != "access":
+        raise Unauthorized("an access token is required")
+    return g.principal
+
+
+def require(*roles: str):
+    """Decorator: a valid access token, and (when roles are given) one of those roles."""
+    def wrap(view):
+        @functools.wraps(view)
+        def inner(*args, **kwargs):
+            principal = current_principal()
+            if roles and principal.role not in roles:
+                raise Forbidden(f"this action needs the role {' or '.join(roles)}")
+            return view(*args, **kwargs)
+        return inner
+    return wrap
+
+
+def check_tenant(principal: Principal, tenant_id: str | None, *, as_not_found: bool = True) -> str:
+    """The tenant a request acts in: the caller's own when none is given; refused when not covered."""
+    if not tenant_id:
+        return principal.tenant_id
+    if not principal.may_act_in(tenant_id):
+        if as_not_found:
+            raise NotFound("no such tenant")
+        raise Forbidden("you may not act in this tenant")
+    return tenant_id

@@ -1,0 +1,8 @@
+"""Registers every dialect's blueprints (each dialect is a package under web/)."""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_all(app: Flask) -> None:
+    pass

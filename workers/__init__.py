@@ -1,0 +1,1 @@
+"""Background work: the Celery app factory, thin tasks, and the pipeline steps they call."""

@@ -1,0 +1,60 @@
+"""How the web front hands work to the workers: create the job row in the caller's transaction and send
+the message only after that transaction commits. If sending fails the job stays QUEUED and the sweeper
+sends it later, so a commit without a message strands nothing."""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from config.celery import TASK_FOR_QUEUE
+from models import jobs
+from workers.registry import queue_for
+
+log = logging.getLogger(__name__)
+
+_PENDING_KEY = "fieldsync_pending_enqueue"
+_LISTENING_KEY = "fieldsync_enqueue_listening"
+
+
+def submit_job(session: Session, celery_app, *, tenant_id: str, kind: str, **fields):
+    """Create (or find, by idempotency key) a job; enqueue it after commit when it is new.
+    Returns (job, created)."""
+    queue = queue_for(kind)
+    job, created = jobs.create_job(session, tenant_id=tenant_id, kind=kind, queue=queue, **fields)
+    if created:
+        enqueue_after_commit(session, celery_app, job.id, queue)
+    return job, created
+
+
+def enqueue_after_commit(session: Session, celery_app, job_id, queue: str) -> None:
+    if not session.info.get(_LISTENING_KEY):
+        # Listeners stay for the session's life (removing them inside an event is not allowed);
+        # they act only on what is pending.
+        event.listen(session, "after_commit", _send_pending)
+        event.listen(session, "after_soft_rollback", _drop_pending)
+        session.info[_LISTENING_KEY] = True
+    session.info.setdefault(_PENDING_KEY, []).append((celery_app, str(job_id), queue))
+
+
+def send(celery_app, job_id: str, queue: str) -> bool:
+    try:
+        celery_app.send_task(TASK_FOR_QUEUE[queue], args=[str(job_id)], queue=queue)
+        return True
+    except Exception:
+        log.warning("could not enqueue job %s; the sweeper will send it", job_id, exc_info=True)
+        return False
+
+
+def _send_pending(session: Session) -> None:
+    pending = session.info.pop(_PENDING_KEY, [])
+    for celery_app, job_id, queue in pending:
+        send(celery_app, job_id, queue)
+
+
+def _drop_pending(session: Session, previous_transaction) -> None:
+    if previous_transaction.nested:
+        return  # a savepoint rolled back; the outer transaction may still commit
+    if session.info.pop(_PENDING_KEY, None):
+        log.info("transaction rolled back; nothing enqueued")

@@ -1,0 +1,44 @@
+"""make_celery(settings): the Celery app with our queues and the thin task shells."""
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+
+from config.celery import TASK_FOR_QUEUE, TASK_SWEEP, celery_config
+from config.settings import Settings
+from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+RETRY_BACKOFF_MAX = 300
+
+
+def make_celery(settings: Settings, runtime: Runtime | None = None) -> Celery:
+    app = Celery("fieldsync")
+    app.config_from_object(celery_config(settings))
+    app.runtime = runtime or Runtime(settings)
+    _register_tasks(app)
+    return app
+
+
+def _register_tasks(app: Celery) -> None:
+    from workers.runner import TransientError, run_job
+    from workers.sweeper import sweep_once
+
+    def make_job_task(task_name: str):
+        @app.task(name=task_name, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=8)
+        def job_task(self, job_id: str):
+            try:
+                return run_job(app.runtime, job_id)
+            except TransientError as exc:
+                countdown = min(RETRY_BACKOFF_MAX, 2 ** (self.request.retries + 1))
+                raise self.retry(exc=exc, countdown=countdown)
+        return job_task
+
+    for task_name in TASK_FOR_QUEUE.values():
+        make_job_task(task_name)
+
+    @app.task(name=TASK_SWEEP, acks_late=True)
+    def sweep_task():
+        return sweep_once(app.runtime, app)

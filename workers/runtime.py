@@ -1,0 +1,52 @@
+"""What a pipeline step needs at run time (settings, database, blobs, Redis), built lazily per process
+so that a forked Celery child never reuses its parent's connections."""
+from __future__ import annotations
+
+import os
+from functools import cached_property
+
+import redis
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import Settings
+from models.blobs import BlobStore
+from models.db import make_engine, make_session_factory
+
+
+class Runtime:
+    def __init__(self, settings: Settings, session_factory: sessionmaker[Session] | None = None):
+        self.settings = settings
+        self._given_factory = session_factory
+        self._pid = os.getpid()
+
+    def _check_fork(self) -> None:
+        if os.getpid() != self._pid:
+            self._pid = os.getpid()
+            for name in ("engine", "session_factory", "redis"):
+                self.__dict__.pop(name, None)
+
+    @cached_property
+    def engine(self):
+        return make_engine(self.settings.database_url)
+
+    @cached_property
+    def session_factory(self) -> sessionmaker[Session]:
+        if self._given_factory is not None:
+            return self._given_factory
+        return make_session_factory(self.engine)
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+
+    @cached_property
+    def blobs(self) -> BlobStore:
+        return BlobStore(self.settings.blob_dir)
+
+    def sessions(self) -> sessionmaker[Session]:
+        self._check_fork()
+        return self.session_factory
+
+    def redis_client(self) -> redis.Redis:
+        self._check_fork()
+        return self.redis

@@ -1,0 +1,1 @@
+"""Sync pipelines (push apply, index) are registered here by the engine."""
