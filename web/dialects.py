@@ -5,4 +5,7 @@ from flask import Flask
 
 
 def register_all(app: Flask) -> None:
-    pass
+    from web import digit, msupply, synkronus
+    synkronus.register(app)
+    msupply.register(app)
+    digit.register(app)

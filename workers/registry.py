@@ -40,3 +40,5 @@ def load_all() -> None:
     """Import every module that registers job kinds (kept in one list so the worker knows them all)."""
     import workers.builtin_jobs  # noqa: F401
     import workers.sync_jobs  # noqa: F401
+    import workers.msupply_jobs  # noqa: F401
+    import workers.digit_jobs  # noqa: F401

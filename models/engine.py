@@ -1,0 +1,242 @@
+"""The sync engine's set-based operations: apply a chunk of records (stage, one merge, audit, versions in
+commit order), read changes since a version (keyset), and the per-tenant version counter.
+
+Versions: each tenant has one counter row. A writer stages its chunk first, then locks the counter row,
+merges, and commits; the lock is held until commit, so versions are handed out in commit order and a
+pull from any cursor never skips a change that commits late."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+MAX_KEY_LENGTH = 512
+
+
+@dataclass
+class Incoming:
+    """One valid record, as the engine stores it. `position` is its index in the job's input."""
+    position: int
+    key: str
+    record_type: str
+    data: dict | None
+    deleted: bool = False
+    schema_version: str = ""
+    geolocation: dict | None = None
+    meta: dict = field(default_factory=dict)
+    created_at: dt.datetime | None = None
+
+
+@dataclass
+class ApplyResult:
+    accepted: list[tuple[int, str, int]] = field(default_factory=list)    # (position, key, version)
+    duplicates: list[tuple[int, str]] = field(default_factory=list)       # unchanged content
+    conflicts: list[tuple[int, str, int]] = field(default_factory=list)   # (position, key, server version)
+    max_version: int | None = None
+
+
+AfterApply = Callable[[Session, str, str, "str | None", object], None]
+_after_apply: list[AfterApply] = []
+
+
+def register_after_apply(hook: AfterApply) -> None:
+    """Run `hook(session, tenant_id, namespace, origin, job_id)` inside every apply transaction, after the
+    merge. The temp table `fs_applied(record_key, record_type, version, deleted, data, meta, old_data)`
+    holds the rows this chunk changed (so fan-out can be one INSERT … SELECT)."""
+    if hook not in _after_apply:
+        _after_apply.append(hook)
+
+
+def content_hash(rec: Incoming) -> str:
+    canonical = orjson.dumps([rec.record_type, rec.schema_version, rec.data, rec.deleted, rec.geolocation, rec.meta],
+                             option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def ensure_counter(session: Session, tenant_id: str) -> None:
+    session.execute(text("INSERT INTO sync_counters (tenant_id, value) VALUES (:t, 1) ON CONFLICT DO NOTHING"),
+                    {"t": tenant_id})
+
+
+def current_version(session: Session, tenant_id: str) -> int:
+    value = session.execute(text("SELECT value FROM sync_counters WHERE tenant_id = :t"), {"t": tenant_id}).scalar()
+    return int(value) if value is not None else 1
+
+
+_STAGE_DDL = """
+CREATE TEMP TABLE IF NOT EXISTS fs_stage (
+    ord int NOT NULL, position bigint NOT NULL, record_key text NOT NULL, record_type text NOT NULL,
+    schema_version text NOT NULL, data jsonb, meta jsonb NOT NULL, content_hash text NOT NULL,
+    deleted boolean NOT NULL, geolocation jsonb, created_at timestamptz
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS fs_applied (
+    record_key text NOT NULL, record_type text NOT NULL, version bigint NOT NULL, deleted boolean NOT NULL,
+    data jsonb, meta jsonb, old_data jsonb, inserted boolean NOT NULL
+) ON COMMIT DELETE ROWS;
+"""
+
+
+def _stage(session: Session, records: list[Incoming]) -> None:
+    """COPY the chunk into the session's temp staging table (kept out of the counter lock)."""
+    import csv
+    import io
+    session.execute(text(_STAGE_DDL))
+    session.execute(text("DELETE FROM fs_stage; DELETE FROM fs_applied"))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for ord_, rec in enumerate(records):
+        writer.writerow([
+            ord_, rec.position, rec.key, rec.record_type, rec.schema_version,
+            "" if rec.data is None else orjson.dumps(rec.data).decode(),
+            orjson.dumps(rec.meta or {}).decode(), content_hash(rec), "t" if rec.deleted else "f",
+            "" if rec.geolocation is None else orjson.dumps(rec.geolocation).decode(),
+            "" if rec.created_at is None else rec.created_at.isoformat(),
+        ])
+    buf.seek(0)
+    raw = session.connection().connection.dbapi_connection
+    with raw.cursor() as cur:
+        cur.copy_expert("COPY fs_stage FROM STDIN WITH (FORMAT csv)", buf)
+
+
+_MERGE = """
+WITH src AS (
+    -- the last occurrence of a key within the chunk wins
+    SELECT DISTINCT ON (record_key) * FROM fs_stage ORDER BY record_key, ord DESC
+), old AS (
+    SELECT r.record_key, r.content_hash, r.version, r.origin, r.data
+      FROM records r JOIN src s ON r.tenant_id = :tenant AND r.namespace = :ns AND r.record_key = s.record_key
+), up AS (
+    INSERT INTO records AS r (tenant_id, namespace, record_key, record_type, schema_version, data, meta,
+                              content_hash, deleted, geolocation, origin, version, created_at, updated_at,
+                              created_by, updated_by)
+    SELECT :tenant, :ns, s.record_key, s.record_type, s.schema_version, s.data, s.meta, s.content_hash,
+           s.deleted, s.geolocation, :origin, :base + s.ord + 1, COALESCE(s.created_at, now()), now(),
+           :actor, :actor
+      FROM src s
+    ON CONFLICT (tenant_id, namespace, record_key) DO UPDATE
+       SET record_type = EXCLUDED.record_type, schema_version = EXCLUDED.schema_version,
+           data = EXCLUDED.data, meta = EXCLUDED.meta, content_hash = EXCLUDED.content_hash,
+           deleted = EXCLUDED.deleted, geolocation = EXCLUDED.geolocation, origin = EXCLUDED.origin,
+           version = EXCLUDED.version, updated_at = now(), updated_by = EXCLUDED.updated_by
+     WHERE r.content_hash IS DISTINCT FROM EXCLUDED.content_hash
+    RETURNING r.record_key, r.record_type, r.version, r.deleted, r.data, r.meta, r.content_hash,
+              (xmax = 0) AS inserted
+), applied AS (
+    INSERT INTO fs_applied (record_key, record_type, version, deleted, data, meta, old_data, inserted)
+    SELECT up.record_key, up.record_type, up.version, up.deleted, up.data, up.meta, old.data, up.inserted
+      FROM up LEFT JOIN old ON old.record_key = up.record_key
+    RETURNING 1
+), audit AS (
+    INSERT INTO record_changes (tenant_id, namespace, record_key, version, old_hash, new_hash, actor,
+                                transmission, job_id)
+    SELECT :tenant, :ns, up.record_key, up.version, old.content_hash, up.content_hash, :actor, :transmission,
+           CAST(:job AS uuid)
+      FROM up LEFT JOIN old ON old.record_key = up.record_key
+    RETURNING 1
+)
+-- (data-modifying CTEs run once whether or not this SELECT reads them)
+SELECT s.position, s.record_key, up.version AS new_version, old.version AS old_version, old.origin AS old_origin
+  FROM fs_stage s
+  LEFT JOIN up ON up.record_key = s.record_key
+  LEFT JOIN old ON old.record_key = s.record_key
+ ORDER BY s.ord
+"""
+
+
+def apply_chunk(session: Session, *, tenant_id: str, namespace: str, records: list[Incoming],
+                actor: str | None = None, origin: str | None = None, transmission: str | None = None,
+                job_id=None, client_since: int | None = None) -> ApplyResult:
+    """Upsert a chunk in one statement. The caller commits (that releases the counter lock).
+    `client_since`: the version the client last pulled, when the dialect knows it; a record changed on
+    the server after it by someone else is a conflict (last writer wins; the loser is kept)."""
+    result = ApplyResult()
+    if not records:
+        return result
+    _stage(session, records)
+    ensure_counter(session, tenant_id)
+    base = session.execute(text("SELECT value FROM sync_counters WHERE tenant_id = :t FOR UPDATE"),
+                           {"t": tenant_id}).scalar_one()
+    rows = session.execute(text(_MERGE), {
+        "tenant": tenant_id, "ns": namespace, "origin": origin, "actor": actor, "base": base,
+        "transmission": transmission, "job": None if job_id is None else str(job_id),
+    }).all()
+    by_position = {rec.position: rec for rec in records}
+    winners: dict[str, int] = {}
+    for row in rows:
+        if row.new_version is not None:
+            winners[row.record_key] = row.new_version
+    seen_winner: set[str] = set()
+    conflicts_to_keep = []
+    # Rows are in input order; only the last occurrence of a key carries the new version.
+    last_position = {}
+    for row in rows:
+        last_position[row.record_key] = row.position
+    for row in rows:
+        key = row.record_key
+        if key in winners and last_position[key] == row.position and key not in seen_winner:
+            seen_winner.add(key)
+            result.accepted.append((row.position, key, winners[key]))
+            if (client_since is not None and row.old_version is not None and row.old_version > client_since
+                    and row.old_origin != origin):
+                result.conflicts.append((row.position, key, row.old_version))
+                conflicts_to_keep.append((key, row.old_version, by_position[row.position]))
+        elif key in winners:
+            result.accepted.append((row.position, key, winners[key]))  # superseded within the chunk
+        else:
+            result.duplicates.append((row.position, key))
+    top = max(winners.values(), default=None)
+    if top is not None:
+        result.max_version = top
+    session.execute(text("UPDATE sync_counters SET value = :v WHERE tenant_id = :t"),
+                    {"v": base + len(records), "t": tenant_id})
+    if conflicts_to_keep:
+        _keep_conflicts(session, tenant_id, namespace, conflicts_to_keep, client_since, job_id, origin)
+    if winners:
+        for hook in _after_apply:
+            hook(session, tenant_id, namespace, origin, job_id)
+    return result
+
+
+def _keep_conflicts(session, tenant_id, namespace, conflicts, client_since, job_id, origin) -> None:
+    """Keep the overwritten server version (the loser of last-writer-wins) for ops."""
+    session.execute(text("""
+        INSERT INTO record_conflicts (tenant_id, namespace, record_key, server_version, client_since,
+                                      losing_hash, losing_data, winner_origin, job_id)
+        SELECT :tenant, :ns, c.key, c.server_version, :since, ch.old_hash, a.old_data, :origin, CAST(:job AS uuid)
+          FROM unnest(CAST(:keys AS text[]), CAST(:versions AS bigint[])) AS c(key, server_version)
+          LEFT JOIN fs_applied a ON a.record_key = c.key
+          LEFT JOIN record_changes ch ON ch.tenant_id = :tenant AND ch.namespace = :ns
+                                     AND ch.record_key = c.key AND ch.version = a.version
+    """), {"tenant": tenant_id, "ns": namespace, "since": client_since, "origin": origin,
+           "job": None if job_id is None else str(job_id),
+           "keys": [k for k, _, _ in conflicts], "versions": [v for _, v, _ in conflicts]})
+
+
+_FEED_COLUMNS = """record_key, record_type, schema_version, data::text AS data_text, meta, deleted,
+       geolocation::text AS geolocation_text, version, created_at, updated_at, origin"""
+
+
+def changes_since(session: Session, *, tenant_id: str, namespace: str, since: int, limit: int,
+                  record_types: list[str] | None = None):
+    """Keyset page of the change feed (tombstones included), oldest version first. `data` comes back as
+    JSON text so a dialect can splice it into its response without parsing."""
+    params = {"t": tenant_id, "ns": namespace, "since": since, "limit": limit}
+    type_filter = ""
+    if record_types:
+        type_filter = "AND record_type = ANY(:types)"
+        params["types"] = list(record_types)
+    return session.execute(text(f"""
+        SELECT {_FEED_COLUMNS} FROM records
+         WHERE tenant_id = :t AND namespace = :ns AND version > :since {type_filter}
+         ORDER BY version LIMIT :limit
+    """), params).all()
+
+
+def get_record(session: Session, *, tenant_id: str, namespace: str, key: str):
+    return session.execute(text(f"SELECT {_FEED_COLUMNS} FROM records WHERE tenant_id = :t AND namespace = :ns "
+                                "AND record_key = :k"), {"t": tenant_id, "ns": namespace, "k": key}).first()

@@ -1,0 +1,5 @@
+"""Synkronus 1.0.3 dialect."""
+
+
+def register(app) -> None:
+    pass

@@ -1,0 +1,1 @@
+"""DIGIT job kinds (sync files)."""

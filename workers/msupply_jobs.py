@@ -1,0 +1,1 @@
+"""mSupply job kinds (push, initial dump)."""
