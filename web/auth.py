@@ -166,3 +166,24 @@ def check_tenant(principal: Principal, tenant_id: str | None, *, as_not_found: b
             raise NotFound("no such tenant")
         raise Forbidden("you may not act in this tenant")
     return tenant_id
+
+
+def principal_from_token(token: str) -> Principal:
+    """Authenticate a raw access token that arrives outside the Authorization header (DIGIT's
+    requestInfo.authToken, for example). Raises Unauthorized."""
+    try:
+        payload = decode_token(token)
+    except Exception:
+        raise Unauthorized("the token is invalid or expired") from None
+    if payload.get("type") != "access":
+        raise Unauthorized("an access token is required")
+    try:
+        user = db.session().get(User, uuid.UUID(str(payload.get("sub"))))
+    except ValueError:
+        user = None
+    if user is None:
+        raise Unauthorized("the token's user no longer exists")
+    role = user.role if user.role in ROLES else "read-only"
+    g.principal = Principal(user_id=str(user.id), username=user.username, role=role, tenant_id=user.tenant_id,
+                            is_system=bool(user.is_system))
+    return g.principal
