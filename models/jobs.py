@@ -167,12 +167,13 @@ def sweep(session: Session, *, requeue_after_seconds: float) -> dict:
 
 
 def record_errors(session: Session, job_id, errors: list[dict]) -> None:
-    """Store per-record errors: dicts with position, record_id, code, message, path, record."""
+    """Store per-record errors (and warnings): dicts with position, record_id, code, message, path,
+    record, and optionally severity ('error' by default, or 'warning')."""
     if not errors:
         return
     rows = [{"job_id": job_id, "position": e["position"], "record_id": _cap(e.get("record_id"), 512),
              "code": e["code"], "message": _cap(e["message"], 2000), "path": _cap(e.get("path"), 512),
-             "record": _cap(e.get("record"), 8000)} for e in errors]
+             "record": _cap(e.get("record"), 8000), "severity": e.get("severity", "error")} for e in errors]
     session.execute(pg_insert(JobRecordError).values(rows).on_conflict_do_nothing(
         index_elements=["job_id", "position", "code"]))
 

@@ -94,6 +94,8 @@ class JobRecordError(Base):
     message: Mapped[str] = mapped_column(Text, nullable=False)
     path: Mapped[str | None] = mapped_column(Text)
     record: Mapped[str | None] = mapped_column(Text)  # the offending input as text, capped
+    # 'error': the record was refused; 'warning': stored, but worth telling the client (e.g. CONFLICT)
+    severity: Mapped[str] = mapped_column(String(8), nullable=False, server_default="error")
     __table_args__ = (
         # A redelivered chunk re-reports the same errors; the key makes that a no-op.
         UniqueConstraint("job_id", "position", "code"),

@@ -18,6 +18,7 @@ def make_celery(settings: Settings, runtime: Runtime | None = None) -> Celery:
     app = Celery("fieldsync")
     app.config_from_object(celery_config(settings))
     app.runtime = runtime or Runtime(settings)
+    app.runtime.celery_app = app
     _register_tasks(app)
     return app
 

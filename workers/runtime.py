@@ -18,6 +18,7 @@ class Runtime:
         self.settings = settings
         self._given_factory = session_factory
         self._pid = os.getpid()
+        self.celery_app = None  # set by make_celery: pipelines that start follow-up jobs send through it
 
     def _check_fork(self) -> None:
         if os.getpid() != self._pid:

@@ -32,7 +32,7 @@ def load_job(job_id: str) -> Job:
 
 def error_row(row: JobRecordError) -> dict:
     return {"position": row.position, "record_id": row.record_id, "code": row.code, "message": row.message,
-            "path": row.path}
+            "path": row.path, "severity": row.severity}
 
 
 def _iso(value):
