@@ -100,7 +100,7 @@ def _stage(session: Session, records: list[Incoming]) -> None:
     buf.seek(0)
     raw = session.connection().connection.dbapi_connection
     with raw.cursor() as cur:
-        cur.copy_expert("COPY fs_stage FROM STDIN WITH (FORMAT csv)", buf)
+        cur.copy_expert("COPY fs_stage FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (record_key, record_type, schema_version))", buf)
 
 
 _MERGE = """

@@ -14,7 +14,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-        op.create_table('blobs',
+    op.create_table('blobs',
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('size', sa.BigInteger(), nullable=False),
     sa.Column('media_type', sa.String(length=255), nullable=True),
@@ -196,7 +196,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-        op.drop_table('job_record_errors')
+    op.drop_table('job_record_errors')
     op.drop_table('users')
     op.drop_index('ix_jobs_tenant_created', table_name='jobs')
     op.drop_index('ix_jobs_status_open', table_name='jobs', postgresql_where=sa.text("status IN ('QUEUED','RUNNING')"))

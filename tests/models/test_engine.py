@@ -1,0 +1,116 @@
+"""The engine on real PostgreSQL: set-based apply, duplicates, created_at kept, audit, conflicts,
+tombstones in the feed, and versions in commit order under concurrent writers."""
+import datetime as dt
+import threading
+import uuid
+
+from sqlalchemy import text
+
+from models.engine import Incoming, apply_chunk, changes_since, current_version, get_record
+
+
+def rec(pos, key, data, **kw):
+    return Incoming(position=pos, key=key, record_type=kw.pop("record_type", "form_a"), data=data, **kw)
+
+
+def test_apply_assigns_versions_and_skips_duplicates(db_session):
+    t = f"t-{uuid.uuid4().hex[:6]}"
+    r1 = apply_chunk(db_session, tenant_id=t, namespace="synkronus", actor="alice", origin="c1",
+                     records=[rec(0, "a", {"x": 1}), rec(1, "b", {"x": 2})])
+    assert [k for _, k, _ in r1.accepted] == ["a", "b"]
+    versions = [v for _, _, v in r1.accepted]
+    assert versions == sorted(versions) and versions[0] >= 2
+    r2 = apply_chunk(db_session, tenant_id=t, namespace="synkronus", actor="alice", origin="c1",
+                     records=[rec(0, "a", {"x": 1}), rec(1, "b", {"x": 3})])
+    assert r2.duplicates == [(0, "a")]
+    assert [k for _, k, _ in r2.accepted] == ["b"] and r2.accepted[0][2] > max(versions)
+    audit = db_session.execute(text("SELECT record_key, old_hash IS NULL AS first FROM record_changes "
+                                    "WHERE tenant_id = :t ORDER BY version"), {"t": t}).all()
+    assert [(a.record_key, a.first) for a in audit] == [("a", True), ("b", True), ("b", False)]
+    assert current_version(db_session, t) >= r2.accepted[0][2]
+
+
+def test_created_at_is_kept_and_updated_at_is_the_servers(db_session):
+    t = f"t-{uuid.uuid4().hex[:6]}"
+    first = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    apply_chunk(db_session, tenant_id=t, namespace="n", records=[rec(0, "a", {"v": 1}, created_at=first)])
+    apply_chunk(db_session, tenant_id=t, namespace="n",
+                records=[rec(0, "a", {"v": 2}, created_at=dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc))])
+    row = get_record(db_session, tenant_id=t, namespace="n", key="a")
+    assert row.created_at == first
+    assert row.updated_at > first and row.data_text == '{"v": 2}'
+
+
+def test_last_occurrence_in_a_chunk_wins(db_session):
+    t = f"t-{uuid.uuid4().hex[:6]}"
+    r = apply_chunk(db_session, tenant_id=t, namespace="n",
+                    records=[rec(0, "a", {"v": 1}), rec(1, "a", {"v": 2})])
+    assert len(r.accepted) == 2
+    assert get_record(db_session, tenant_id=t, namespace="n", key="a").data_text == '{"v": 2}'
+
+
+def test_tombstones_stay_in_the_feed_with_type_filter(db_session):
+    t = f"t-{uuid.uuid4().hex[:6]}"
+    apply_chunk(db_session, tenant_id=t, namespace="n",
+                records=[rec(0, "a", {"v": 1}), rec(1, "b", {"v": 1}, record_type="form_b")])
+    apply_chunk(db_session, tenant_id=t, namespace="n", records=[rec(0, "a", {"v": 1}, deleted=True)])
+    feed = changes_since(db_session, tenant_id=t, namespace="n", since=0, limit=10)
+    assert [(r.record_key, r.deleted) for r in feed] == [("b", False), ("a", True)]
+    only_a = changes_since(db_session, tenant_id=t, namespace="n", since=0, limit=10, record_types=["form_a"])
+    assert [r.record_key for r in only_a] == ["a"]
+    page = changes_since(db_session, tenant_id=t, namespace="n", since=feed[0].version, limit=10)
+    assert [r.record_key for r in page] == ["a"]
+
+
+def test_conflict_keeps_the_losing_version(db_session):
+    t = f"t-{uuid.uuid4().hex[:6]}"
+    r1 = apply_chunk(db_session, tenant_id=t, namespace="n", origin="c1", records=[rec(0, "a", {"v": 1})])
+    seen = r1.accepted[0][2]
+    apply_chunk(db_session, tenant_id=t, namespace="n", origin="c2", records=[rec(0, "a", {"v": 2})],
+                client_since=seen)
+    r3 = apply_chunk(db_session, tenant_id=t, namespace="n", origin="c1", records=[rec(0, "a", {"v": 3})],
+                     client_since=seen)
+    assert len(r3.conflicts) == 1 and r3.conflicts[0][1] == "a"
+    kept = db_session.execute(text("SELECT losing_data, winner_origin FROM record_conflicts WHERE tenant_id = :t"),
+                              {"t": t}).one()
+    assert kept.losing_data == {"v": 2} and kept.winner_origin == "c1"
+    assert get_record(db_session, tenant_id=t, namespace="n", key="a").data_text == '{"v": 3}'
+
+
+def test_a_pull_never_skips_a_change_that_commits_late(engine):
+    """Writer A stages and takes the counter first but holds its commit; writer B must wait, so it can
+    never commit a higher version before A's lower one is visible."""
+    t = f"t-{uuid.uuid4().hex[:6]}"
+    conn_a, conn_b, conn_r = engine.connect(), engine.connect(), engine.connect()
+    from sqlalchemy.orm import Session
+    sa, sb, sr = Session(bind=conn_a), Session(bind=conn_b), Session(bind=conn_r)
+    try:
+        from models.engine import ensure_counter
+        ensure_counter(sr, t)
+        sr.commit()
+        apply_chunk(sa, tenant_id=t, namespace="n", records=[rec(0, "a", {"v": 1})])  # A holds the counter
+        b_done = threading.Event()
+
+        def writer_b():
+            apply_chunk(sb, tenant_id=t, namespace="n", records=[rec(0, "b", {"v": 1})])
+            sb.commit()
+            b_done.set()
+
+        thread = threading.Thread(target=writer_b)
+        thread.start()
+        assert not b_done.wait(1.0), "B must wait for A's commit"
+        first_pull = changes_since(sr, tenant_id=t, namespace="n", since=0, limit=10)
+        cursor = max([r.version for r in first_pull], default=0)
+        sr.commit()
+        assert first_pull == []
+        sa.commit()
+        thread.join(10)
+        assert b_done.is_set()
+        second = changes_since(sr, tenant_id=t, namespace="n", since=cursor, limit=10)
+        assert [r.record_key for r in second] == ["a", "b"]
+        assert second[0].version < second[1].version
+    finally:
+        for s in (sa, sb, sr):
+            s.close()
+        for c in (conn_a, conn_b, conn_r):
+            c.close()
