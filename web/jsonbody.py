@@ -1,27 +1,12 @@
-"""Reading JSON bodies safely: content type, size cap (Werkzeug's), nesting depth, NaN/Infinity."""
+"""Reading JSON request bodies: content type, size cap (Werkzeug's, 413), malformed or too deep (400)."""
 from __future__ import annotations
-
-import json
 
 from flask import request
 
 from web.errors import MalformedJson, TooDeep, UnsupportedMediaType
+from workers.jsonsafe import BadConstant, JsonError, loads as _loads
 
-
-class BadConstant:
-    """Stands in for NaN / Infinity / -Infinity, which JSON does not allow: the record holding one is
-    reported as a bad record instead of failing the whole request."""
-    __slots__ = ("text",)
-
-    def __init__(self, text: str):
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
-
-
-def _bad_constant(text: str) -> BadConstant:
-    return BadConstant(text)
+__all__ = ["BadConstant", "is_json_mimetype", "loads", "read_json"]
 
 
 def is_json_mimetype(mimetype: str) -> bool:
@@ -29,18 +14,10 @@ def is_json_mimetype(mimetype: str) -> bool:
 
 
 def loads(raw: bytes | str):
-    if isinstance(raw, bytes):
-        try:
-            raw = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise MalformedJson(f"the body is not valid UTF-8 (byte {exc.start})") from None
     try:
-        return json.loads(raw, parse_constant=_bad_constant)
-    except RecursionError:
-        # The C scanner stops at the interpreter's recursion limit: a bomb of brackets becomes a 400.
-        raise TooDeep("the JSON body is nested too deeply") from None
-    except json.JSONDecodeError as exc:
-        raise MalformedJson(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        return _loads(raw)
+    except JsonError as exc:
+        raise (TooDeep if exc.kind == "too_deep" else MalformedJson)(exc.message) from None
 
 
 def read_json(*, required: bool = True):
