@@ -1,0 +1,106 @@
+"""User administration (admin only) and password change (any user), in the Synkronus 1.0.3 shapes.
+An admin manages the users of the tenants it may act in (the system admin: all)."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app
+
+from models.tables import ROLES
+from models.users import UserExists, check_password, create_user, delete_user, get_by_username, list_users, set_password
+from web import db
+from web.auth import current_principal, require
+from web.errors import BadRequest, Conflict, NotFound, Unauthorized
+from web.jsonbody import read_json
+
+bp = Blueprint("synkronus_users", __name__)
+
+
+def _iso(value):
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _body() -> dict:
+    body = read_json()
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def _rounds() -> int:
+    return current_app.config["FIELDSYNC_SETTINGS"].bcrypt_rounds
+
+
+def _visible_user(username: str):
+    principal = current_principal()
+    user = get_by_username(db.session(), username)
+    if user is None or not principal.may_act_in(user.tenant_id):
+        raise NotFound("User not found")
+    return user
+
+
+@bp.post("/users/create")
+@bp.post("/users")
+@require("admin")
+def create():
+    body = _body()
+    username, password, role = body.get("username"), body.get("password"), body.get("role")
+    if not all(isinstance(v, str) and v for v in (username, password, role)):
+        raise BadRequest("Missing required fields")
+    if role not in ROLES:
+        raise BadRequest(f"invalid role: expected one of {', '.join(ROLES)}", code="invalid_role")
+    principal = current_principal()
+    tenant = body.get("tenant") if principal.is_system and isinstance(body.get("tenant"), str) else principal.tenant_id
+    try:
+        user = create_user(db.session(), username=username, password=password, role=role, tenant_id=tenant,
+                           rounds=_rounds())
+    except UserExists:
+        raise Conflict("Username already exists", code="user_exists") from None
+    db.commit()
+    return {"username": user.username, "role": user.role, "createdAt": _iso(user.created_at)}, 201
+
+
+@bp.get("/users")
+@require("admin")
+def index():
+    principal = current_principal()
+    users = list_users(db.session(), None if principal.is_system else principal.tenant_id)
+    return [{"id": str(u.id), "username": u.username, "role": u.role, "createdAt": _iso(u.created_at),
+             "updatedAt": _iso(u.updated_at)} for u in users if principal.may_act_in(u.tenant_id)]
+
+
+@bp.delete("/users/<username>")
+@bp.delete("/users/delete/<username>")
+@require("admin")
+def delete(username: str):
+    user = _visible_user(username)
+    delete_user(db.session(), user.username)
+    db.commit()
+    return {"message": "User deleted successfully"}
+
+
+@bp.post("/users/reset-password")
+@require("admin")
+def reset_password():
+    body = _body()
+    username, new_password = body.get("username"), body.get("newPassword")
+    if not (isinstance(username, str) and username and isinstance(new_password, str) and new_password):
+        raise BadRequest("Missing required fields")
+    user = _visible_user(username)
+    set_password(db.session(), user, new_password, _rounds())
+    db.commit()
+    return {"message": "Password reset successfully"}
+
+
+@bp.post("/users/change-password")
+@require()
+def change_password():
+    body = _body()
+    current, new_password = body.get("currentPassword"), body.get("newPassword")
+    if not (isinstance(current, str) and current and isinstance(new_password, str) and new_password):
+        raise BadRequest("Missing required fields")
+    principal = current_principal()
+    user = get_by_username(db.session(), principal.username)
+    if user is None or not check_password(current, user.password_hash):
+        raise Unauthorized("Current password is incorrect")
+    set_password(db.session(), user, new_password, _rounds())
+    db.commit()
+    return {"message": "Password changed successfully"}
