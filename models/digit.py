@@ -7,7 +7,7 @@ import uuid
 
 import orjson
 from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text, UniqueConstraint, func, select, text
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID, distinct_on
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.base import Base
@@ -116,7 +116,7 @@ def publish_form(session: Session, body: dict, created_by: str | None = None) ->
     tenant, campaign, schema, version = body["tenantId"], body["campaignId"], body["schema"], body["version"]
     # Serialise publishers of the same form so the "newer than latest" check cannot race.
     session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
-                    {"k": f"digit-form\x00{tenant}\x00{campaign}\x00{schema}"})
+                    {"k": f"digit-form\n{tenant}\n{campaign}\n{schema}"})
     latest = session.execute(select(func.max(DigitForm.version)).where(
         DigitForm.tenant_id == tenant, DigitForm.campaign_id == campaign, DigitForm.schema == schema)).scalar()
     if latest is not None and version <= latest:
@@ -131,7 +131,7 @@ def publish_form(session: Session, body: dict, created_by: str | None = None) ->
 def latest_forms(session: Session, *, tenant_id: str, campaign_id: str,
                  schemas: list[str] | None = None) -> list[DigitForm]:
     """The latest version of each form of a campaign (optionally only the given schemas)."""
-    stmt = (select(DigitForm).distinct(DigitForm.schema)
+    stmt = (select(DigitForm).ext(distinct_on(DigitForm.schema))
             .where(DigitForm.tenant_id == tenant_id, DigitForm.campaign_id == campaign_id)
             .order_by(DigitForm.schema, DigitForm.version.desc()))
     if schemas is not None:

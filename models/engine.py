@@ -29,7 +29,7 @@ class Incoming:
     schema_version: str = ""
     geolocation: dict | None = None
     meta: dict = field(default_factory=dict)
-    created_at: dt.datetime | None = None
+    created_at: dt.datetime | str | None = None  # a str must already be a valid timestamp
 
 
 @dataclass
@@ -52,10 +52,20 @@ def register_after_apply(hook: AfterApply) -> None:
         _after_apply.append(hook)
 
 
-def content_hash(rec: Incoming) -> str:
-    canonical = orjson.dumps([rec.record_type, rec.schema_version, rec.data, rec.deleted, rec.geolocation, rec.meta],
-                             option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(canonical).hexdigest()
+def _dumps(value) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def content_hash(rec: Incoming, data_text: str | None = None) -> str:
+    """Hash of everything a client can change; equal hashes mean a duplicate write."""
+    if data_text is None:
+        data_text = "null" if rec.data is None else _dumps(rec.data)
+    digest = hashlib.sha256()
+    for part in (rec.record_type, rec.schema_version, data_text, "1" if rec.deleted else "0",
+                 _dumps(rec.geolocation), _dumps(rec.meta or {})):
+        digest.update(part.encode())
+        digest.update(b"\x1f")
+    return digest.hexdigest()
 
 
 def ensure_counter(session: Session, tenant_id: str) -> None:
@@ -81,35 +91,52 @@ CREATE TEMP TABLE IF NOT EXISTS fs_applied (
 """
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: str) -> str:
+    """Escape one value for COPY's text format (JSON text from orjson only ever needs the backslashes)."""
+    return value.translate(_COPY_ESCAPES)
+
+
 def _stage(session: Session, records: list[Incoming]) -> None:
     """COPY the chunk into the session's temp staging table (kept out of the counter lock)."""
-    import csv
     import io
     session.execute(text(_STAGE_DDL))
     session.execute(text("DELETE FROM fs_stage; DELETE FROM fs_applied"))
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    lines = []
     for ord_, rec in enumerate(records):
-        writer.writerow([
-            ord_, rec.position, rec.key, rec.record_type, rec.schema_version,
-            "" if rec.data is None else orjson.dumps(rec.data).decode(),
-            orjson.dumps(rec.meta or {}).decode(), content_hash(rec), "t" if rec.deleted else "f",
-            "" if rec.geolocation is None else orjson.dumps(rec.geolocation).decode(),
-            "" if rec.created_at is None else rec.created_at.isoformat(),
-        ])
-    buf.seek(0)
+        created = rec.created_at
+        if created is None:
+            created = "\\N"
+        elif not isinstance(created, str):
+            created = created.isoformat()
+        data_text = None if rec.data is None else _dumps(rec.data)
+        lines.append("\t".join((
+            str(ord_), str(rec.position), _copy_text(rec.key), _copy_text(rec.record_type),
+            _copy_text(rec.schema_version),
+            "\\N" if data_text is None else data_text.replace("\\", "\\\\"),
+            orjson.dumps(rec.meta or {}).decode().replace("\\", "\\\\"), content_hash(rec, data_text),
+            "t" if rec.deleted else "f",
+            "\\N" if rec.geolocation is None else orjson.dumps(rec.geolocation).decode().replace("\\", "\\\\"),
+            created,
+        )))
+    buf = io.StringIO("\n".join(lines) + "\n")
     raw = session.connection().connection.dbapi_connection
     with raw.cursor() as cur:
-        cur.copy_expert("COPY fs_stage FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (record_key, record_type, schema_version))", buf)
+        cur.copy_expert("COPY fs_stage FROM STDIN", buf)
 
 
 _MERGE = """
 WITH src AS (
     -- the last occurrence of a key within the chunk wins
     SELECT DISTINCT ON (record_key) * FROM fs_stage ORDER BY record_key, ord DESC
-), old AS (
+), old AS MATERIALIZED (
+    -- LATERAL keeps this a primary-key lookup per staged row even while the table's statistics are stale
     SELECT r.record_key, r.content_hash, r.version, r.origin, r.data
-      FROM records r JOIN src s ON r.tenant_id = :tenant AND r.namespace = :ns AND r.record_key = s.record_key
+      FROM src s CROSS JOIN LATERAL (
+           SELECT record_key, content_hash, version, origin, data FROM records
+            WHERE tenant_id = :tenant AND namespace = :ns AND record_key = s.record_key) r
 ), up AS (
     INSERT INTO records AS r (tenant_id, namespace, record_key, record_type, schema_version, data, meta,
                               content_hash, deleted, geolocation, origin, version, created_at, updated_at,

@@ -54,6 +54,7 @@ class RecordChange(Base):
     changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
     __table_args__ = (
         Index("ix_record_changes_key", "tenant_id", "namespace", "record_key"),
+        Index("ix_record_changes_job", "job_id"),
         Index("uq_record_changes_version", "tenant_id", "version", unique=True),
     )
 

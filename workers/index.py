@@ -21,39 +21,45 @@ def submit_index(session, ctx, *, namespace: str) -> None:
 def refresh(session, tenant_id: str, namespace: str, source_job: str) -> dict:
     """Recompute read models for what `source_job` changed. Set-based and safe to run again."""
     docs = session.execute(text("""
-        WITH changed AS (
-            SELECT DISTINCT record_key FROM record_changes
-             WHERE tenant_id = :t AND namespace = :ns AND job_id = CAST(:j AS uuid)
+        -- Materialised and keyed by job_id alone so the plan always starts from the job's few keys and
+        -- looks records up by primary key, whatever the (possibly stale) table statistics say.
+        WITH changed AS MATERIALIZED (
+            SELECT DISTINCT record_key FROM record_changes WHERE job_id = CAST(:j AS uuid)
+        ), current AS MATERIALIZED (
+            SELECT r.* FROM changed c CROSS JOIN LATERAL (
+                SELECT record_key, record_type, version, deleted, data FROM records
+                 WHERE tenant_id = :t AND namespace = :ns AND record_key = c.record_key) r
         ), gone AS (
-            DELETE FROM read_search_documents d USING changed c, records r
-             WHERE d.tenant_id = :t AND d.namespace = :ns AND d.record_key = c.record_key
-               AND r.tenant_id = :t AND r.namespace = :ns AND r.record_key = c.record_key AND r.deleted
+            DELETE FROM read_search_documents d USING current r
+             WHERE d.tenant_id = :t AND d.namespace = :ns AND d.record_key = r.record_key AND r.deleted
             RETURNING 1
         )
         INSERT INTO read_search_documents (tenant_id, namespace, record_key, record_type, version, body)
-        SELECT r.tenant_id, r.namespace, r.record_key, r.record_type, r.version,
+        SELECT :t, :ns, r.record_key, r.record_type, r.version,
                COALESCE((SELECT string_agg(v, ' ') FROM jsonb_path_query(r.data, 'strict $.**') AS p(j),
                          LATERAL (SELECT p.j #>> '{}' AS v) s WHERE jsonb_typeof(p.j) IN ('string', 'number')), '')
-          FROM records r JOIN changed c ON r.record_key = c.record_key
-         WHERE r.tenant_id = :t AND r.namespace = :ns AND NOT r.deleted
+          FROM current r
+         WHERE NOT r.deleted
         ON CONFLICT (tenant_id, namespace, record_key) DO UPDATE
            SET body = EXCLUDED.body, version = EXCLUDED.version, record_type = EXCLUDED.record_type
          WHERE read_search_documents.version < EXCLUDED.version
     """), {"t": tenant_id, "ns": namespace, "j": source_job}).rowcount
     types = session.execute(text("""
-        WITH types AS (
-            SELECT DISTINCT r.record_type FROM record_changes ch
-              JOIN records r ON r.tenant_id = ch.tenant_id AND r.namespace = ch.namespace AND r.record_key = ch.record_key
-             WHERE ch.tenant_id = :t AND ch.namespace = :ns AND ch.job_id = CAST(:j AS uuid)
+        WITH changed AS MATERIALIZED (
+            SELECT DISTINCT record_key FROM record_changes WHERE job_id = CAST(:j AS uuid)
+        ), types AS MATERIALIZED (
+            SELECT DISTINCT r.record_type FROM changed c CROSS JOIN LATERAL (
+                SELECT record_type FROM records WHERE tenant_id = :t AND namespace = :ns AND record_key = c.record_key) r
         )
         INSERT INTO read_type_counts (tenant_id, namespace, record_type, live, deleted, as_of_version)
-        SELECT :t, :ns, ty.record_type,
-               count(r.*) FILTER (WHERE NOT r.deleted), count(r.*) FILTER (WHERE r.deleted),
-               COALESCE(max(r.version), 0)
-          FROM types ty LEFT JOIN records r ON r.tenant_id = :t AND r.namespace = :ns AND r.record_type = ty.record_type
-         GROUP BY ty.record_type
+        SELECT :t, :ns, ty.record_type, n.live, n.deleted, n.top
+          FROM types ty CROSS JOIN LATERAL (
+               SELECT count(*) FILTER (WHERE NOT deleted) AS live, count(*) FILTER (WHERE deleted) AS deleted,
+                      COALESCE(max(version), 0) AS top
+                 FROM records WHERE tenant_id = :t AND namespace = :ns AND record_type = ty.record_type) n
         ON CONFLICT (tenant_id, namespace, record_type) DO UPDATE
            SET live = EXCLUDED.live, deleted = EXCLUDED.deleted, as_of_version = EXCLUDED.as_of_version
+         WHERE read_type_counts.as_of_version <= EXCLUDED.as_of_version
     """), {"t": tenant_id, "ns": namespace, "j": source_job}).rowcount
     return {"documents": docs, "types": types}
 

@@ -16,6 +16,10 @@ PURGE_EVERY_SECONDS = 3600
 
 def run_due(runtime, celery_app) -> None:
     now = time.monotonic()
+    with session_scope(runtime.sessions()) as session:
+        analysed = analyze_stale_tables(session)
+    if analysed:
+        log.info("refreshed planner statistics for %s", ", ".join(analysed))
     if now - _last_run.get("purge_receipts", -1e9) >= PURGE_EVERY_SECONDS:
         _last_run["purge_receipts"] = now
         with session_scope(runtime.sessions()) as session:
@@ -26,3 +30,16 @@ def run_due(runtime, celery_app) -> None:
 
 def purge_expired_receipts(session) -> int:
     return session.execute(text("DELETE FROM receipts WHERE expires_at < now()")).rowcount
+
+
+def analyze_stale_tables(session, min_changes: int = 1000, fraction: float = 0.1) -> list[str]:
+    """ANALYZE our tables that changed a lot since their last analyze. Bulk loads outrun autovacuum's
+    schedule, and plans built on 'the table is empty' statistics turn key lookups into scans."""
+    stale = session.execute(text("""
+        SELECT relname FROM pg_stat_user_tables
+         WHERE schemaname = current_schema()
+           AND n_mod_since_analyze > GREATEST(:min_changes, :fraction * n_live_tup)
+    """), {"min_changes": min_changes, "fraction": fraction}).scalars().all()
+    for table in stale:
+        session.execute(text(f'ANALYZE "{table}"'))
+    return list(stale)

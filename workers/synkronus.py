@@ -89,11 +89,11 @@ def validate(position: int, record) -> tuple[Incoming | Rejected, dict | None]:
         if value is None:
             continue
         try:
-            parsed = parse_time(value)
+            parse_time(value)
         except ValueError:
             return reject("invalid_timestamp", f"{field} is not an RFC3339 date-time", field)
         if field == "created_at":
-            created_at = parsed
+            created_at = value  # validated; PostgreSQL reads RFC3339 as it is
     geo = record.get("geolocation")
     geo_problem = _geo_problem(geo)
     if geo_problem:

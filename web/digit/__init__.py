@@ -1,5 +1,14 @@
-"""DIGIT Health sync dialect and filestore (filled by its issue)."""
+"""DIGIT Health sync dialect: the filestore (multipart and resumable uploads, signed download URLs), the
+three sync endpoints, and the admin forms API. The dialect's blueprints answer errors in DIGIT's shape;
+the admin API, being fieldsync's own, keeps fieldsync's."""
+from __future__ import annotations
 
 
 def register(app) -> None:
-    pass
+    from web.digit import admin_forms, filestore, sync, uploads
+    from web.digit.envelope import render_error
+    from web.errors import register_renderer
+    for blueprint in (filestore.bp, uploads.bp, sync.bp):
+        app.register_blueprint(blueprint)
+        register_renderer(app, blueprint.name, render_error)
+    app.register_blueprint(admin_forms.bp)

@@ -75,6 +75,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_record_changes'))
     )
     op.create_index('ix_record_changes_key', 'record_changes', ['tenant_id', 'namespace', 'record_key'], unique=False)
+    op.create_index('ix_record_changes_job', 'record_changes', ['job_id'], unique=False)
     op.create_index('uq_record_changes_version', 'record_changes', ['tenant_id', 'version'], unique=True)
     op.create_table('record_conflicts',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
@@ -209,6 +210,7 @@ def downgrade() -> None:
     op.drop_table('records')
     op.drop_table('record_conflicts')
     op.drop_index('uq_record_changes_version', table_name='record_changes')
+    op.drop_index('ix_record_changes_job', table_name='record_changes')
     op.drop_index('ix_record_changes_key', table_name='record_changes')
     op.drop_table('record_changes')
     op.drop_table('receipts')

@@ -1,0 +1,111 @@
+"""mSupply Basic auth, hardware binding, route checks and the brute-force throttle."""
+import uuid
+
+from tests.web.msupply.helpers import assert_error, headers, make_site, route, sha
+
+
+def test_v3_site_login_answers_the_site_fields(client, session, tenant):
+    site = make_site(session, tenant=tenant, site_id=4, store_id="S4", name_id="N4", supplying_store_id="S1",
+                     supplying_store_name_id="N1")
+    resp = client.get("/sync/v3/site", headers=headers(site.name))
+    assert resp.status_code == 200
+    assert resp.get_json() == {"SiteID": 4, "ServerID": 1, "StoreID": "S4", "NameID": "N4",
+                               "SupplyingStoreID": "S1", "SupplyingStoreNameID": "N1", "ServerVersion": 409}
+
+
+def test_supplying_store_name_comes_from_the_stored_store_record(client, session, tenant):
+    from tests.web.msupply.helpers import put
+    put(session, tenant, [("store", "S1", {"ID": "S1", "name": "Central", "name_ID": "NCENTRAL"})])
+    site = make_site(session, tenant=tenant, site_id=5, store_id="S5", supplying_store_id="S1")
+    assert client.get("/sync/v2/site", headers=headers(site.name)).get_json()["SupplyingStoreNameID"] == "NCENTRAL"
+
+
+def test_wrong_password_is_401_json(client, session, tenant):
+    site = make_site(session, tenant=tenant, site_id=4)
+    body = assert_error(client.get("/sync/v3/site", headers=headers(site.name, "wrong")), 401)
+    assert "password" in body["error"]
+
+
+def test_unknown_site_and_missing_auth_are_401_json(client):
+    assert_error(client.get("/sync/v3/site", headers=headers("no-such-site")), 401)
+    assert_error(client.get("/sync/v3/queued_records/count?from_site=4&to_site=1"), 401)
+
+
+def test_v2_needs_the_sha256_but_v1_also_takes_the_plain_password(client, session, tenant):
+    site = make_site(session, tenant=tenant, site_id=4)
+    plain = headers(site.name, hashed=False)
+    assert_error(client.get(f"/sync/v3/queued_records/count?{route(4)}", headers=plain), 401)
+    assert client.get(f"/sync/v1/queued_records/count?{route(4)}", headers=plain).get_json() == {"NumRecords": 0}
+    assert client.get(f"/sync/v1/queued_records/count?{route(4)}",
+                      headers=headers(site.name)).get_json() == {"NumRecords": 0}
+
+
+def test_hardware_id_is_bound_on_first_use_and_a_different_one_is_refused(client, session, tenant):
+    site = make_site(session, tenant=tenant, site_id=4)
+    assert client.get("/sync/v3/site", headers=headers(site.name, hardware="phone-A")).status_code == 200
+    body = assert_error(client.get("/sync/v3/site", headers=headers(site.name, hardware="phone-B")), 409)
+    assert body["error"].startswith("Site registration doesn't match.")
+    assert_error(client.get("/sync/v3/site", headers=headers(site.name, hardware=None)), 409)
+    assert client.get("/sync/v3/site", headers=headers(site.name, hardware="phone-A")).status_code == 200
+
+
+def test_from_site_must_be_the_caller_and_to_site_this_server(client, session, tenant):
+    site = make_site(session, tenant=tenant, site_id=4)
+    make_site(session, tenant=tenant, site_id=5)
+    h = headers(site.name)
+    assert "from_site" in assert_error(client.get("/sync/v3/queued_records/count?from_site=5&to_site=1",
+                                                  headers=h), 400)["error"]
+    assert "to_site" in assert_error(client.get("/sync/v3/queued_records/count?from_site=4&to_site=2",
+                                                headers=h), 400)["error"]
+    assert_error(client.get("/sync/v3/queued_records/count", headers=h), 400)
+    assert_error(client.get("/sync/v3/queued_records/count?from_site=x&to_site=1", headers=h), 400)
+
+
+def test_site_name_parameter_must_match(client, session, tenant):
+    site = make_site(session, tenant=tenant, site_id=4)
+    assert client.get(f"/sync/v2/site?site_name={site.name}", headers=headers(site.name)).status_code == 200
+    assert_error(client.get("/sync/v2/site?site_name=Other", headers=headers(site.name)), 400)
+
+
+def test_brute_force_is_throttled_per_site_with_429_json(client, session, tenant):
+    site = make_site(session, tenant=tenant, site_id=4)
+    other = make_site(session, tenant=tenant, site_id=5)
+    for _ in range(10):
+        assert_error(client.get("/sync/v3/site", headers=headers(site.name, "guess")), 401)
+    resp = client.get("/sync/v3/site", headers=headers(site.name))  # even the right password waits
+    assert_error(resp, 429)
+    assert int(resp.headers["Retry-After"]) > 0
+    assert client.get("/sync/v3/site", headers=headers(other.name)).status_code == 200
+
+
+def test_user_login_with_sha256_password(client, session, tenant):
+    from tests.factories import make_user
+    make_site(session, tenant=tenant, site_id=4, store_id="STORE4")
+    user = make_user(session, tenant=tenant, role="admin", password="user-pw")
+    import base64
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{user.username}:{sha('user-pw')}".encode()).decode()}
+    resp = client.get("/sync/v3/user?store=STORE4", headers=auth)
+    assert resp.status_code == 200 and resp.get_json() == {"UserID": user.id.hex, "isAdmin": True}
+    assert_error(client.get("/sync/v3/user?store=OTHER", headers=auth), 400)
+    bad = {"Authorization": "Basic " + base64.b64encode(f"{user.username}:{sha('nope')}".encode()).decode()}
+    assert_error(client.get("/sync/v3/user?store=STORE4", headers=bad), 401)
+
+
+def test_unknown_paths_and_methods_answer_in_msupply_shape(client, session, tenant):
+    site = make_site(session, tenant=tenant, site_id=4)
+    assert_error(client.get("/sync/v3/nothing_here", headers=headers(site.name)), 404)
+    assert_error(client.get("/api/v4/patient", headers=headers(site.name)), 404)
+    resp = client.get(f"/sync/v3/acknowledged_records?{route(4)}", headers=headers(site.name))
+    assert_error(resp, 405)
+    assert "POST" in resp.headers["Allow"]
+    assert_error(client.post(f"/sync/v3/queued_records/count?{route(4)}", headers=headers(site.name)), 405)
+
+
+def test_malformed_and_oversized_bodies_are_json_errors(client, app, session, tenant):
+    site = make_site(session, tenant=tenant, site_id=4)
+    h = {**headers(site.name), "Content-Type": "application/json"}
+    assert_error(client.post(f"/sync/v3/queued_records?{route(4)}", data=b"[{", headers=h), 400)
+    assert_error(client.post(f"/sync/v3/queued_records?{route(4)}", data=b'{"a": 1}', headers=h), 400)
+    app.config["MAX_CONTENT_LENGTH"] = 100
+    assert_error(client.post(f"/sync/v3/acknowledged_records?{route(4)}", data=b"[" + b'"x",' * 100 + b'"x"]',
+                             headers=h), 413)

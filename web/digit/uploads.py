@@ -1,0 +1,226 @@
+"""Resumable chunked upload into the DIGIT filestore (protocol in docs/digit.md).
+
+    POST   /filestore/v1/uploads              {"tenantId", "filename"?, "size"?, "contentType"?} -> uploadId
+    HEAD   /filestore/v1/uploads/<id>         Upload-Offset: the confirmed offset (also GET, as JSON)
+    PATCH  /filestore/v1/uploads/<id>         bytes from Upload-Offset (or Content-Range: bytes a-b/total)
+    POST   /filestore/v1/uploads/<id>/_finish {"sha256"?} -> {"files": [{"fileStoreId", "tenantId"}]}
+    DELETE /filestore/v1/uploads/<id>         abandon
+
+Bytes are appended to a part file under the data directory and fsynced before the offset is committed,
+so the confirmed offset never claims bytes that a crash could lose. A link that drops in the middle of a
+PATCH keeps what arrived; the client asks for the offset and carries on from there."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from flask import Blueprint, current_app, request
+from sqlalchemy import func
+from werkzeug.exceptions import ClientDisconnected
+
+from models import digit
+from models.blobs import BlobTooLarge
+from web import db
+from web.auth import current_principal, require
+from web.digit.envelope import digit_error, require_tenant, require_writer
+from web.digit.filestore import base_url, blobs, settings
+from web.errors import TooLarge
+from web.jsonbody import read_json
+
+bp = Blueprint("digit_uploads", __name__)
+
+COPY_SIZE = 1 << 16
+_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+def part_dir() -> Path:
+    return Path(settings().data_dir) / "digit-uploads"
+
+
+def part_path(upload: digit.DigitUpload) -> Path:
+    return part_dir() / f"{upload.id}.part"
+
+
+def _view(upload: digit.DigitUpload) -> dict:
+    return {"uploadId": str(upload.id), "tenantId": upload.tenant_id, "offset": upload.received,
+            "size": upload.declared_size, "status": upload.status, "filename": upload.filename,
+            "fileStoreId": str(upload.file_id) if upload.file_id else None,
+            "uploadUrl": f"{base_url()}/filestore/v1/uploads/{upload.id}"}
+
+
+def _headers(upload: digit.DigitUpload) -> dict:
+    headers = {"Upload-Offset": str(upload.received), "Cache-Control": "no-store"}
+    if upload.declared_size is not None:
+        headers["Upload-Length"] = str(upload.declared_size)
+    return headers
+
+
+def _load(upload_id: str, *, lock: bool) -> digit.DigitUpload:
+    principal = current_principal()
+    session = db.session()
+    upload = digit.lock_upload(session, upload_id) if lock else digit.get_upload(session, upload_id)
+    if upload is None or not principal.may_act_in(upload.tenant_id):
+        raise digit_error("UPLOAD_NOT_FOUND", "no such upload")
+    return upload
+
+
+@bp.post("/filestore/v1/uploads")
+@require()
+def start():
+    principal = current_principal()
+    require_writer(principal)
+    body = read_json(required=False) or {}
+    if not isinstance(body, dict):
+        raise digit_error("JsonMappingException", "the body must be a JSON object")
+    tenant = str(body.get("tenantId") or request.args.get("tenantId") or "").strip()
+    if not tenant:
+        raise digit_error("NotNull.tenantId", "tenantId is required")
+    require_tenant(principal, tenant)
+    size = body.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        raise digit_error("JsonMappingException", "size must be a non-negative integer (bytes)")
+    if size is not None and size > settings().max_upload_bytes:
+        raise TooLarge(f"the file is larger than {settings().max_upload_bytes} bytes")
+    upload = digit.DigitUpload(tenant_id=tenant, filename=body.get("filename"), declared_size=size,
+                               content_type=body.get("contentType"), created_by=principal.user_id)
+    session = db.session()
+    session.add(upload)
+    session.flush()
+    part_dir().mkdir(parents=True, exist_ok=True)
+    part_path(upload).touch()
+    db.commit()
+    headers = _headers(upload)
+    headers["Location"] = f"/filestore/v1/uploads/{upload.id}"
+    return _view(upload), 201, headers
+
+
+@bp.route("/filestore/v1/uploads/<upload_id>", methods=["GET", "HEAD"])
+@require()
+def status(upload_id: str):
+    upload = _load(upload_id, lock=False)
+    return _view(upload), 200, _headers(upload)
+
+
+def _client_offset(upload: digit.DigitUpload) -> int:
+    header = request.headers.get("Upload-Offset")
+    if header is not None:
+        if not header.strip().isdigit():
+            raise digit_error("INVALID_UPLOAD_OFFSET", "Upload-Offset must be a whole number of bytes")
+        return int(header)
+    content_range = request.headers.get("Content-Range")
+    if content_range:
+        match = _RANGE.fullmatch(content_range.strip())
+        if not match:
+            raise digit_error("INVALID_CONTENT_RANGE", "Content-Range must look like 'bytes 0-1048575/5242880'")
+        total = match.group(3)
+        if total != "*":
+            if upload.declared_size is None:
+                upload.declared_size = int(total)
+            elif upload.declared_size != int(total):
+                raise digit_error("INVALID_CONTENT_RANGE", "the total in Content-Range differs from the upload's size")
+        return int(match.group(1))
+    raise digit_error("INVALID_UPLOAD_OFFSET", "send Upload-Offset (or Content-Range) with the chunk")
+
+
+@bp.route("/filestore/v1/uploads/<upload_id>", methods=["PATCH", "PUT"])
+@require()
+def append(upload_id: str):
+    require_writer(current_principal())
+    request.max_content_length = settings().max_upload_bytes
+    upload = _load(upload_id, lock=True)
+    if upload.status != "OPEN":
+        raise digit_error("UPLOAD_FINISHED", "this upload is already finished", status=409)
+    offset = _client_offset(upload)
+    if offset != upload.received:
+        raise digit_error("OFFSET_MISMATCH", f"the server has {upload.received} bytes of this upload; "
+                          f"send from offset {upload.received}", status=409, params=[str(upload.received)],
+                          headers=_headers(upload))
+    limit = settings().max_upload_bytes
+    if upload.declared_size is not None:
+        limit = min(limit, upload.declared_size)
+    path = part_path(upload)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with open(path, "r+b" if path.exists() else "w+b") as out:
+        # Bytes past the confirmed offset came from a PATCH that never committed; drop them.
+        out.truncate(upload.received)
+        out.seek(upload.received)
+        try:
+            while True:
+                chunk = request.stream.read(COPY_SIZE)
+                if not chunk:
+                    break
+                if upload.received + written + len(chunk) > limit:
+                    out.truncate(upload.received)
+                    raise TooLarge(f"the upload would exceed {limit} bytes")
+                out.write(chunk)
+                written += len(chunk)
+        except ClientDisconnected:
+            pass  # keep what arrived; the client resumes from the offset it reads back
+        out.flush()
+        os.fsync(out.fileno())
+    upload.received += written
+    upload.updated_at = func.now()
+    db.commit()
+    return _view(upload), 200, _headers(upload)
+
+
+def _part_chunks(path: Path, length: int):
+    left = length
+    with open(path, "rb") as f:
+        while left > 0:
+            chunk = f.read(min(COPY_SIZE, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+            yield chunk
+
+
+@bp.post("/filestore/v1/uploads/<upload_id>/_finish")
+@require()
+def finish(upload_id: str):
+    principal = current_principal()
+    require_writer(principal)
+    body = read_json(required=False) or {}
+    upload = _load(upload_id, lock=True)
+    if upload.status == "DONE":
+        row = digit.get_file(db.session(), upload.file_id)
+        return {"files": [{"fileStoreId": str(row.id), "tenantId": row.tenant_id, "sha256": row.sha256,
+                           "size": row.size}]}, 200
+    if upload.declared_size is not None and upload.received != upload.declared_size:
+        raise digit_error("UPLOAD_INCOMPLETE", f"only {upload.received} of {upload.declared_size} bytes have "
+                          "arrived", params=[str(upload.received)], headers=_headers(upload))
+    try:
+        sha, size = blobs().put_chunks(_part_chunks(part_path(upload), upload.received),
+                                       max_bytes=settings().max_upload_bytes)
+    except BlobTooLarge as exc:
+        raise TooLarge(f"the upload is larger than {exc.limit} bytes") from None
+    if size != upload.received:
+        raise digit_error("UPLOAD_INCOMPLETE", "the stored part is shorter than the confirmed offset; "
+                          "abandon this upload and start again")
+    expected = body.get("sha256") if isinstance(body, dict) else None
+    if expected and str(expected).lower() != sha:
+        raise digit_error("CHECKSUM_MISMATCH", f"the uploaded bytes hash to {sha}, not {expected}")
+    session = db.session()
+    row = digit.add_file(session, tenant_id=upload.tenant_id, sha256=sha, size=size, filename=upload.filename,
+                         content_type=upload.content_type, created_by=principal.user_id)
+    upload.status = "DONE"
+    upload.file_id = row.id
+    upload.updated_at = func.now()
+    db.commit()
+    part_path(upload).unlink(missing_ok=True)
+    return {"files": [{"fileStoreId": str(row.id), "tenantId": row.tenant_id, "sha256": sha, "size": size}]}, 201
+
+
+@bp.delete("/filestore/v1/uploads/<upload_id>")
+@require()
+def abandon(upload_id: str):
+    require_writer(current_principal())
+    upload = _load(upload_id, lock=True)
+    if upload.status == "OPEN":
+        upload.status = "ABANDONED"
+        upload.updated_at = func.now()
+        db.commit()
+        part_path(upload).unlink(missing_ok=True)
+    return "", 204

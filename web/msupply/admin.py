@@ -1,0 +1,128 @@
+"""Admin JSON API for mSupply satellites (admin JWT; the tenant comes from the token):
+POST/GET /admin/sites, GET/PATCH/DELETE /admin/sites/<id>, POST /admin/sites/<id>/reset-hardware.
+The password is stored only as a slow hash and never returned."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app
+
+from models import msupply
+from web import db
+from web.auth import current_principal, require
+from web.errors import BadRequest, Conflict, NotFound
+from web.jsonbody import read_json
+from web.msupply.sync import json_response
+
+bp = Blueprint("msupply_admin", __name__, url_prefix="/admin/sites")
+
+TEXT_FIELDS = ("name",) + msupply.SITE_FIELDS
+
+
+def site_view(site: msupply.Site) -> dict:
+    return {"id": site.site_id, "name": site.name, "tenant": site.tenant_id, "store_id": site.store_id,
+            "name_id": site.name_id, "supplying_store_id": site.supplying_store_id,
+            "supplying_store_name_id": site.supplying_store_name_id, "hardware_id": site.hardware_id,
+            "created_at": site.created_at.isoformat().replace("+00:00", "Z"),
+            "updated_at": site.updated_at.isoformat().replace("+00:00", "Z")}
+
+
+def _rounds() -> int:
+    return current_app.config["FIELDSYNC_SETTINGS"].bcrypt_rounds
+
+
+def _fields(body: dict, *, creating: bool) -> dict:
+    unknown = set(body) - set(TEXT_FIELDS) - {"id", "password"}
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}")
+    out = {}
+    for key in TEXT_FIELDS + ("password",):
+        if key in body:
+            if not isinstance(body[key], str):
+                raise BadRequest(f"{key} must be a string")
+            out[key] = body[key]
+    for key in ("name", "password"):
+        if (creating or key in out) and not out.get(key, "").strip():
+            raise BadRequest(f"{key} is required")
+    return out
+
+
+def _load(site_id: int) -> msupply.Site:
+    site = msupply.get_site(db.session(), current_principal().tenant_id, site_id)
+    if site is None:
+        raise NotFound("no such site")
+    return site
+
+
+@bp.post("")
+@require("admin")
+def create():
+    body = read_json()
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    site_id = body.get("id")
+    if not isinstance(site_id, int) or isinstance(site_id, bool) or site_id < 1:
+        raise BadRequest("id must be a positive integer")
+    if site_id == msupply.SERVER_SITE_ID:
+        raise BadRequest(f"site {msupply.SERVER_SITE_ID} is the primary (this server)")
+    fields = _fields(body, creating=True)
+    session = db.session()
+    if msupply.site_by_name(session, fields["name"]) is not None:
+        raise Conflict("a site with that name already exists")
+    try:
+        site = msupply.create_site(session, tenant_id=current_principal().tenant_id, site_id=site_id,
+                                   rounds=_rounds(), **fields)
+    except msupply.SiteExists:
+        raise Conflict("a site with that id or name already exists") from None
+    view = site_view(site)
+    db.commit()
+    return json_response(view, 201)
+
+
+@bp.get("")
+@require("admin")
+def list_all():
+    return json_response({"sites": [site_view(s) for s in msupply.list_sites(db.session(),
+                                                                              current_principal().tenant_id)]})
+
+
+@bp.get("/<int:site_id>")
+@require("admin")
+def get_one(site_id: int):
+    return json_response(site_view(_load(site_id)))
+
+
+@bp.patch("/<int:site_id>")
+@require("admin")
+def update(site_id: int):
+    site = _load(site_id)
+    body = read_json()
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    if "id" in body and body["id"] != site_id:
+        raise BadRequest("a site's id cannot be changed")
+    fields = _fields(body, creating=False)
+    session = db.session()
+    if "name" in fields and fields["name"] != site.name and msupply.site_by_name(session, fields["name"]):
+        raise Conflict("a site with that name already exists")
+    password = fields.pop("password", None)
+    site = msupply.update_site(session, site, password=password, rounds=_rounds(), **fields)
+    view = site_view(site)
+    db.commit()
+    return json_response(view)
+
+
+@bp.delete("/<int:site_id>")
+@require("admin")
+def delete(site_id: int):
+    msupply.delete_site(db.session(), _load(site_id))
+    db.commit()
+    return json_response({"deleted": True, "id": site_id})
+
+
+@bp.post("/<int:site_id>/reset-hardware")
+@require("admin")
+def reset_hardware(site_id: int):
+    site = _load(site_id)
+    msupply.reset_hardware(db.session(), site)
+    view = site_view(site)
+    db.commit()
+    return json_response(view)

@@ -1,0 +1,130 @@
+"""mSupply authentication at the edge: HTTP Basic with the site name (v2+ send the SHA-256 hex of the
+password, v1 may send it plain), the hardware binding of `msupply-site-uuid`, the per-account Redis
+throttle, and the `from_site` / `to_site` checks of the queue endpoints."""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+
+import bcrypt
+from flask import current_app, request
+
+from models import msupply
+from models.tables import User
+from models.users import burn_time, get_by_username
+from web import db
+from web.errors import ApiError, BadRequest, Conflict, TooManyRequests, Unauthorized
+from web.msupply import throttle
+
+HARDWARE_HEADER = "msupply-site-uuid"
+# The mobile app recognises a hardware mismatch by this exact prefix.
+HARDWARE_MISMATCH = ("Site registration doesn't match. This site is registered to another device; "
+                     "ask the administrator to reset its hardware ID.")
+BAD_CREDENTIALS = "Invalid site name or password"
+
+
+@dataclass(frozen=True)
+class SiteRef:
+    tenant_id: str
+    site_id: int
+    name: str
+
+
+def _basic() -> tuple[str, str]:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        raise Unauthorized("Basic authentication with the site name and password is required")
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("the Authorization header is not valid Basic credentials") from None
+    username, sep, password = decoded.partition(":")
+    if not sep or not username:
+        raise Unauthorized("the Authorization header is not valid Basic credentials")
+    return username, password
+
+
+def _redis():
+    return current_app.extensions["fieldsync_redis"]()
+
+
+def _throttled(account: str) -> None:
+    wait = throttle.blocked_for(_redis(), account)
+    if wait:
+        raise TooManyRequests("Too many failed login attempts; try again later", retry_after=wait)
+
+
+def authenticate_site(version: int) -> msupply.Site:
+    """The site of the Basic credentials, bound to the calling device. Raises 401 / 409 / 429."""
+    name, password = _basic()
+    account = f"site:{name}"
+    _throttled(account)
+    session = db.session()
+    site = msupply.site_by_name(session, name)
+    settings = current_app.config["FIELDSYNC_SETTINGS"]
+    if site is None:
+        burn_time(settings.bcrypt_rounds)
+        throttle.record_failure(_redis(), account)
+        raise Unauthorized(BAD_CREDENTIALS)
+    if not msupply.check_site_password(site, password, allow_plain=version == 1):
+        throttle.record_failure(_redis(), account)
+        raise Unauthorized(BAD_CREDENTIALS)
+    _check_hardware(session, site)
+    return site
+
+
+def _check_hardware(session, site: msupply.Site) -> None:
+    sent = request.headers.get(HARDWARE_HEADER, "").strip()
+    if site.hardware_id is None:
+        if not sent:
+            return  # not bound yet and nothing to bind to
+        if msupply.bind_hardware(session, site, sent):
+            db.commit()  # the first device seen is remembered even if the request fails later
+            return
+        raise Conflict(HARDWARE_MISMATCH, code="hardware_mismatch")
+    if sent != site.hardware_id:
+        raise Conflict(HARDWARE_MISMATCH, code="hardware_mismatch")
+
+
+def check_route(site: msupply.Site) -> None:
+    """Queue endpoints name both ends: the caller must be `from_site`, this server `to_site`."""
+    from_site, to_site = request.args.get("from_site"), request.args.get("to_site")
+    if from_site is None or to_site is None:
+        raise BadRequest("from_site and to_site are required")
+    try:
+        from_id, to_id = int(from_site), int(to_site)
+    except ValueError:
+        raise BadRequest("from_site and to_site must be integers") from None
+    if from_id != site.site_id:
+        raise BadRequest(f"from_site {from_id} is not the authenticated site")
+    if to_id != msupply.SERVER_SITE_ID:
+        raise BadRequest(f"to_site {to_id} is not this server (site {msupply.SERVER_SITE_ID})")
+
+
+def authenticate_user() -> User:
+    """A mobile user's login: Basic with the user name and the SHA-256 hex of the password."""
+    name, password = _basic()
+    account = f"user:{name}"
+    _throttled(account)
+    user = get_by_username(db.session(), name)
+    settings = current_app.config["FIELDSYNC_SETTINGS"]
+    if user is None:
+        burn_time(settings.bcrypt_rounds)
+        throttle.record_failure(_redis(), account)
+        raise Unauthorized("Invalid user name or password")
+    sent = password.lower() if msupply._is_sha256_hex(password) else hashlib.sha256(password.encode()).hexdigest()
+    try:
+        ok = bcrypt.checkpw(sent.encode(), user.password_hash.encode())
+    except ValueError:
+        ok = False
+    if not ok:
+        throttle.record_failure(_redis(), account)
+        raise Unauthorized("Invalid user name or password")
+    return user
+
+
+def error_body(err: ApiError) -> dict:
+    return {"error": err.message}
