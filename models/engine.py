@@ -30,6 +30,7 @@ class Incoming:
     geolocation: dict | None = None
     meta: dict = field(default_factory=dict)
     created_at: dt.datetime | str | None = None  # a str must already be a valid timestamp
+    data_text: str | None = None  # `data` already serialised with sorted keys, when the caller has it
 
 
 @dataclass
@@ -111,7 +112,7 @@ def _stage(session: Session, records: list[Incoming]) -> None:
             created = "\\N"
         elif not isinstance(created, str):
             created = created.isoformat()
-        data_text = None if rec.data is None else _dumps(rec.data)
+        data_text = rec.data_text if rec.data_text is not None else (None if rec.data is None else _dumps(rec.data))
         lines.append("\t".join((
             str(ord_), str(rec.position), _copy_text(rec.key), _copy_text(rec.record_type),
             _copy_text(rec.schema_version),
@@ -133,9 +134,9 @@ WITH src AS (
     SELECT DISTINCT ON (record_key) * FROM fs_stage ORDER BY record_key, ord DESC
 ), old AS MATERIALIZED (
     -- LATERAL keeps this a primary-key lookup per staged row even while the table's statistics are stale
-    SELECT r.record_key, r.content_hash, r.version, r.origin, r.data
+    SELECT r.record_key, r.content_hash, r.version, r.origin, r.data, r.record_type, r.deleted
       FROM src s CROSS JOIN LATERAL (
-           SELECT record_key, content_hash, version, origin, data FROM records
+           SELECT record_key, content_hash, version, origin, data, record_type, deleted FROM records
             WHERE tenant_id = :tenant AND namespace = :ns AND record_key = s.record_key) r
 ), up AS (
     INSERT INTO records AS r (tenant_id, namespace, record_key, record_type, schema_version, data, meta,
@@ -160,9 +161,9 @@ WITH src AS (
     RETURNING 1
 ), audit AS (
     INSERT INTO record_changes (tenant_id, namespace, record_key, version, old_hash, new_hash, actor,
-                                transmission, job_id)
+                                transmission, job_id, record_type, deleted, old_record_type, old_deleted)
     SELECT :tenant, :ns, up.record_key, up.version, old.content_hash, up.content_hash, :actor, :transmission,
-           CAST(:job AS uuid)
+           CAST(:job AS uuid), up.record_type, up.deleted, old.record_type, old.deleted
       FROM up LEFT JOIN old ON old.record_key = up.record_key
     RETURNING 1
 )

@@ -51,6 +51,11 @@ class RecordChange(Base):
     actor: Mapped[str | None] = mapped_column(Text)
     transmission: Mapped[str | None] = mapped_column(Text)
     job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # type and tombstone state before and after, so read models can be updated by deltas
+    record_type: Mapped[str] = mapped_column(Text, nullable=False)
+    deleted: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    old_record_type: Mapped[str | None] = mapped_column(Text)
+    old_deleted: Mapped[bool | None] = mapped_column(Boolean)
     changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
     __table_args__ = (
         Index("ix_record_changes_key", "tenant_id", "namespace", "record_key"),
@@ -102,6 +107,13 @@ class TypeCount(Base):
     live: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     deleted: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     as_of_version: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+
+
+class IndexMark(Base):
+    """Which jobs the index step has folded into the read models (so a rerun adds nothing twice)."""
+    __tablename__ = "read_index_marks"
+    source_job: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    indexed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
 
 
 class SearchDocument(Base):

@@ -1,5 +1,5 @@
 """The index step: a separate, idempotent job per applied job that refreshes derived read models —
-live/deleted counts per schema type and a full-text search document per changed record."""
+live/deleted counts per schema type (by deltas) and a full-text search document per changed record."""
 from __future__ import annotations
 
 from sqlalchemy import text
@@ -19,7 +19,30 @@ def submit_index(session, ctx, *, namespace: str) -> None:
 
 
 def refresh(session, tenant_id: str, namespace: str, source_job: str) -> dict:
-    """Recompute read models for what `source_job` changed. Set-based and safe to run again."""
+    """Fold what `source_job` changed into the read models. The count deltas come from the job's audit
+    rows (type and tombstone state before and after each change), so they commute with other jobs'
+    deltas; a mark row makes a second run a no-op."""
+    marked = session.execute(text("INSERT INTO read_index_marks (source_job) VALUES (CAST(:j AS uuid)) "
+                                  "ON CONFLICT DO NOTHING RETURNING 1"), {"j": source_job}).scalar()
+    if marked is None:
+        return {"documents": 0, "types": 0, "already_indexed": True}
+    types = session.execute(text("""
+        WITH ch AS MATERIALIZED (
+            SELECT record_type, deleted, old_record_type, old_deleted, version FROM record_changes
+             WHERE job_id = CAST(:j AS uuid)
+        ), delta AS (
+            SELECT record_type, CASE WHEN deleted THEN 0 ELSE 1 END AS live, CASE WHEN deleted THEN 1 ELSE 0 END AS dead,
+                   version FROM ch
+            UNION ALL
+            SELECT old_record_type, CASE WHEN old_deleted THEN 0 ELSE -1 END, CASE WHEN old_deleted THEN -1 ELSE 0 END,
+                   version FROM ch WHERE old_record_type IS NOT NULL
+        )
+        INSERT INTO read_type_counts AS c (tenant_id, namespace, record_type, live, deleted, as_of_version)
+        SELECT :t, :ns, record_type, sum(live), sum(dead), max(version) FROM delta GROUP BY record_type
+        ON CONFLICT (tenant_id, namespace, record_type) DO UPDATE
+           SET live = c.live + EXCLUDED.live, deleted = c.deleted + EXCLUDED.deleted,
+               as_of_version = GREATEST(c.as_of_version, EXCLUDED.as_of_version)
+    """), {"t": tenant_id, "ns": namespace, "j": source_job}).rowcount
     docs = session.execute(text("""
         -- Materialised and keyed by job_id alone so the plan always starts from the job's few keys and
         -- looks records up by primary key, whatever the (possibly stale) table statistics say.
@@ -34,32 +57,13 @@ def refresh(session, tenant_id: str, namespace: str, source_job: str) -> dict:
              WHERE d.tenant_id = :t AND d.namespace = :ns AND d.record_key = r.record_key AND r.deleted
             RETURNING 1
         )
-        INSERT INTO read_search_documents (tenant_id, namespace, record_key, record_type, version, body)
-        SELECT :t, :ns, r.record_key, r.record_type, r.version,
-               COALESCE((SELECT string_agg(v, ' ') FROM jsonb_path_query(r.data, 'strict $.**') AS p(j),
-                         LATERAL (SELECT p.j #>> '{}' AS v) s WHERE jsonb_typeof(p.j) IN ('string', 'number')), '')
+        INSERT INTO read_search_documents AS d (tenant_id, namespace, record_key, record_type, version, body)
+        SELECT :t, :ns, r.record_key, r.record_type, r.version, r.data::text
           FROM current r
          WHERE NOT r.deleted
         ON CONFLICT (tenant_id, namespace, record_key) DO UPDATE
            SET body = EXCLUDED.body, version = EXCLUDED.version, record_type = EXCLUDED.record_type
-         WHERE read_search_documents.version < EXCLUDED.version
-    """), {"t": tenant_id, "ns": namespace, "j": source_job}).rowcount
-    types = session.execute(text("""
-        WITH changed AS MATERIALIZED (
-            SELECT DISTINCT record_key FROM record_changes WHERE job_id = CAST(:j AS uuid)
-        ), types AS MATERIALIZED (
-            SELECT DISTINCT r.record_type FROM changed c CROSS JOIN LATERAL (
-                SELECT record_type FROM records WHERE tenant_id = :t AND namespace = :ns AND record_key = c.record_key) r
-        )
-        INSERT INTO read_type_counts (tenant_id, namespace, record_type, live, deleted, as_of_version)
-        SELECT :t, :ns, ty.record_type, n.live, n.deleted, n.top
-          FROM types ty CROSS JOIN LATERAL (
-               SELECT count(*) FILTER (WHERE NOT deleted) AS live, count(*) FILTER (WHERE deleted) AS deleted,
-                      COALESCE(max(version), 0) AS top
-                 FROM records WHERE tenant_id = :t AND namespace = :ns AND record_type = ty.record_type) n
-        ON CONFLICT (tenant_id, namespace, record_type) DO UPDATE
-           SET live = EXCLUDED.live, deleted = EXCLUDED.deleted, as_of_version = EXCLUDED.as_of_version
-         WHERE read_type_counts.as_of_version <= EXCLUDED.as_of_version
+         WHERE d.version < EXCLUDED.version
     """), {"t": tenant_id, "ns": namespace, "j": source_job}).rowcount
     return {"documents": docs, "types": types}
 

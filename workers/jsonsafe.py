@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import orjson
+
 
 class JsonError(ValueError):
     def __init__(self, kind: str, message: str):
@@ -25,6 +27,21 @@ class BadConstant:
 
 
 def loads(raw: bytes | str):
+    return loads_checked(raw)[0]
+
+
+def loads_checked(raw: bytes | str):
+    """(value, clean): clean is True when the fast strict parser accepted the document, so it holds no
+    NaN/Infinity markers. Anything it refuses is parsed again slowly to find out why (or to keep NaN as
+    a marker, since that is a bad record rather than a bad document)."""
+    try:
+        return orjson.loads(raw), True
+    except orjson.JSONDecodeError:
+        pass
+    return _slow_loads(raw), False
+
+
+def _slow_loads(raw: bytes | str):
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")

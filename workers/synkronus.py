@@ -13,13 +13,14 @@ from models import engine as store
 from models import receipts
 from models.engine import Incoming
 from workers.apply import Rejected, run_apply
-from workers.jsonsafe import JsonError, find_unstorable, loads
+from workers.jsonsafe import JsonError, find_unstorable, loads_checked
 from workers.registry import job_kind
 from workers.runner import JobFailed
 
 NAMESPACE = "synkronus"
 MAX_STRING = 256 * 1024
 MAX_ID = 512
+MAX_DATA_BYTES = 1024 * 1024
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})?$")
 
 
@@ -51,8 +52,9 @@ def _geo_problem(geo) -> str | None:
     return None
 
 
-def validate(position: int, record) -> tuple[Incoming | Rejected, dict | None]:
-    """One observation → (Incoming, optional warning) or (Rejected, None)."""
+def validate(position: int, record, *, clean: bool = False) -> tuple[Incoming | Rejected, dict | None]:
+    """One observation → (Incoming, optional warning) or (Rejected, None). `clean`: the document came
+    through the strict parser, so no NaN/Infinity can hide in it and only text needs checking."""
     def reject(code, message, path=None):
         rid = record.get("observation_id") if isinstance(record, dict) else None
         return Rejected(position=position, record_id=rid if isinstance(rid, str) else None, code=code,
@@ -65,7 +67,21 @@ def validate(position: int, record) -> tuple[Incoming | Rejected, dict | None]:
         return reject("missing_observation_id", "observation_id is required", "observation_id")
     if len(obs_id) > MAX_ID:
         return reject("invalid_observation_id", f"observation_id longer than {MAX_ID} characters", "observation_id")
-    problem = find_unstorable(record, max_string=MAX_STRING)
+    data = record.get("data")
+    if not isinstance(data, dict):
+        return reject("invalid_type", "data must be an object", "data")
+    data_text = None
+    if clean:
+        data_text = orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+        if len(data_text) > MAX_DATA_BYTES:
+            return reject("record_too_large", f"data is larger than {MAX_DATA_BYTES} bytes", "data")
+        suspicious = "\\u0000" in data_text or len(data_text) > MAX_STRING
+        others = {k: v for k, v in record.items() if k != "data"}
+        problem = find_unstorable(others, max_string=MAX_STRING)
+        if problem is None and suspicious:
+            problem = find_unstorable(data, max_string=MAX_STRING, path="data")
+    else:
+        problem = find_unstorable(record, max_string=MAX_STRING)
     if problem is not None:
         code, message, path = problem
         return reject(code, f"{path or 'record'}: {message}", path)
@@ -77,9 +93,6 @@ def validate(position: int, record) -> tuple[Incoming | Rejected, dict | None]:
         form_version = ""
     if not isinstance(form_version, (str, int, float)) or isinstance(form_version, bool):
         return reject("invalid_type", "form_version must be a string", "form_version")
-    data = record.get("data")
-    if not isinstance(data, dict):
-        return reject("invalid_type", "data must be an object", "data")
     deleted = record.get("deleted", False)
     if not isinstance(deleted, bool):
         return reject("invalid_type", "deleted must be a boolean", "deleted")
@@ -102,7 +115,8 @@ def validate(position: int, record) -> tuple[Incoming | Rejected, dict | None]:
     if record.get("synced_at") is not None:
         meta["synced_at"] = record["synced_at"]
     incoming = Incoming(position=position, key=obs_id, record_type=form_type or "", data=data, deleted=deleted,
-                        schema_version=str(form_version), geolocation=geo, meta=meta, created_at=created_at)
+                        schema_version=str(form_version), geolocation=geo, meta=meta, created_at=created_at,
+                        data_text=data_text)
     warning = None
     if not form_type:
         warning = {"position": position, "record_id": obs_id, "code": "MISSING_FORM_TYPE",
@@ -163,7 +177,7 @@ def run_push(ctx):
     with ctx.runtime.blobs.open(ctx.job.blob_sha256) as fh:
         raw = fh.read()
     try:
-        body = loads(raw)
+        body, clean = loads_checked(raw)
     except JsonError as exc:
         raise JobFailed("malformed_payload", exc.message) from None
     records = body.get("records") if isinstance(body, dict) else None
@@ -173,7 +187,7 @@ def run_push(ctx):
 
     def items():
         for position, record in enumerate(records):
-            item, warning = validate(position, record)
+            item, warning = validate(position, record, clean=clean)
             if warning is not None:
                 warnings[position] = warning
             yield item
@@ -181,14 +195,12 @@ def run_push(ctx):
     def on_chunk(session, applied, result, rejected):
         from models import jobs
         chunk_warnings = [warnings.pop(rec.position) for rec in applied if rec.position in warnings]
-        by_position = {rec.position: rec for rec in applied}
         for position, key, server_version in result.conflicts:
             chunk_warnings.append({
                 "position": position, "record_id": key, "code": "CONFLICT", "severity": "warning",
                 "message": f"the server's copy changed (version {server_version}) after this client last pulled;"
                            " this write won and the server's copy was kept for review"})
         jobs.record_errors(session, ctx.job.id, chunk_warnings)
-        del by_position
 
     counts = run_apply(ctx, items(), namespace=NAMESPACE, origin=client_id, transmission=transmission_id,
                        client_since=params.get("client_since"), total=len(records), on_chunk=on_chunk)

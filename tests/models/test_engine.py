@@ -114,3 +114,32 @@ def test_a_pull_never_skips_a_change_that_commits_late(engine):
             s.close()
         for c in (conn_a, conn_b, conn_r):
             c.close()
+
+
+def test_index_refresh_counts_by_deltas_and_is_idempotent(db_session):
+    from models import jobs
+    from models.users import ensure_tenant
+    from workers.index import refresh
+    t = f"t-{uuid.uuid4().hex[:6]}"
+    ensure_tenant(db_session, t)
+
+    def job():
+        j, _ = jobs.create_job(db_session, tenant_id=t, kind="probe.ingest", queue="ingest")
+        db_session.flush()
+        return j.id
+
+    j1, j2 = job(), job()
+    apply_chunk(db_session, tenant_id=t, namespace="n", job_id=j1,
+                records=[rec(0, "a", {"w": "alpha"}), rec(1, "b", {"w": "beta"}), rec(2, "c", {}, record_type="form_b")])
+    apply_chunk(db_session, tenant_id=t, namespace="n", job_id=j2,
+                records=[rec(0, "a", {"w": "alpha"}, deleted=True), rec(1, "c", {"moved": 1})])
+    # the later job is indexed first: deltas commute
+    refresh(db_session, t, "n", str(j2))
+    refresh(db_session, t, "n", str(j1))
+    assert refresh(db_session, t, "n", str(j1))["already_indexed"] is True
+    counts = {r.record_type: (r.live, r.deleted) for r in db_session.execute(
+        text("SELECT record_type, live, deleted FROM read_type_counts WHERE tenant_id = :t"), {"t": t})}
+    assert counts == {"form_a": (2, 1), "form_b": (0, 0)}
+    docs = db_session.execute(text("SELECT record_key FROM read_search_documents WHERE tenant_id = :t "
+                                   "ORDER BY record_key"), {"t": t}).scalars().all()
+    assert docs == ["b", "c"]

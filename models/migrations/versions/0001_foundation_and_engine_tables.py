@@ -48,6 +48,11 @@ def upgrade() -> None:
     sa.Column('as_of_version', sa.BigInteger(), server_default='0', nullable=False),
     sa.PrimaryKeyConstraint('tenant_id', 'namespace', 'record_type', name=op.f('pk_read_type_counts'))
     )
+    op.create_table('read_index_marks',
+    sa.Column('source_job', sa.UUID(), nullable=False),
+    sa.Column('indexed_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.PrimaryKeyConstraint('source_job', name=op.f('pk_read_index_marks'))
+    )
     op.create_table('receipts',
     sa.Column('tenant_id', sa.String(length=128), nullable=False),
     sa.Column('client_id', sa.String(length=256), nullable=False),
@@ -71,6 +76,10 @@ def upgrade() -> None:
     sa.Column('actor', sa.Text(), nullable=True),
     sa.Column('transmission', sa.Text(), nullable=True),
     sa.Column('job_id', sa.UUID(), nullable=True),
+    sa.Column('record_type', sa.Text(), nullable=False),
+    sa.Column('deleted', sa.Boolean(), nullable=False),
+    sa.Column('old_record_type', sa.Text(), nullable=True),
+    sa.Column('old_deleted', sa.Boolean(), nullable=True),
     sa.Column('changed_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_record_changes'))
     )
@@ -214,6 +223,7 @@ def downgrade() -> None:
     op.drop_index('ix_record_changes_key', table_name='record_changes')
     op.drop_table('record_changes')
     op.drop_table('receipts')
+    op.drop_table('read_index_marks')
     op.drop_table('read_type_counts')
     op.drop_index('ix_read_search_documents_tsv', table_name='read_search_documents', postgresql_using='gin')
     op.drop_table('read_search_documents')
