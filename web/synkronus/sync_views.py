@@ -108,7 +108,10 @@ def _answer(tenant: str, client_id: str, transmission_id: str, wait_seconds: flo
         remaining = deadline - time.monotonic()
         if remaining <= 0 or job is None:
             break
-        doorbell.wait(redis_client, job.id, min(remaining, 1.0))
+        slice_started = time.monotonic()
+        if not doorbell.wait(redis_client, job.id, min(remaining, 1.0)):
+            # a doorbell that failed at once (Redis down) must not turn this into a busy loop
+            time.sleep(max(0.0, min(0.25, remaining) - (time.monotonic() - slice_started)))
     job_id = str(job.id) if job is not None else None
     body = {"job_id": job_id, "status": job.status if job is not None else "QUEUED",
             "status_url": f"/jobs/{job_id}",
