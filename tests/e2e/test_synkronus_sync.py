@@ -254,3 +254,36 @@ def test_index_step_counts_types_and_builds_search_documents(live_worker, live_a
                               "to_tsvector('simple', body) @@ plainto_tsquery('simple', 'person 2')"),
                          {"t": tenant_user.tenant_id}).scalars().all()
     assert hits == ["obs-2"]
+
+
+def test_push_while_redis_is_down_is_kept_and_applied_after_the_sweep(live_worker, settings, real_sessions,
+                                                                     celery_app, tenant_user):
+    """The broker and the doorbell are unreachable: the push is stored, answered 202, and the sweeper
+    sends it once Redis is back."""
+    import redis as redis_lib
+
+    from web.app import create_app
+    from workers.app import make_celery
+    from workers.runtime import Runtime
+    from workers.sweeper import sweep_once
+    dead_settings = settings.replace(redis_url="redis://127.0.0.1:1/0", sync_wait_seconds=1)
+    dead_celery = make_celery(dead_settings, Runtime(dead_settings, real_sessions))
+    dead_celery.conf.broker_connection_retry = False
+    dead_celery.conf.broker_connection_max_retries = 0
+    dead_celery.conf.broker_transport_options = {"max_retries": 0}
+    dead_redis = redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    app = create_app(dead_settings, session_factory=real_sessions, celery_app=dead_celery, redis_client=dead_redis)
+    client = app.test_client()
+    headers = bearer(app, tenant_user)
+    r = push(client, headers, [obs(1), obs(2)], tx="while-down")
+    assert r.status_code == 202
+    job_url = r.headers["Location"]
+    wait_for(lambda: sweep_once(celery_app.runtime, celery_app)["sent"] >= 1 or
+             live_app_status(real_sessions, job_url) == "COMPLETED", 30, interval=1.2)
+    wait_for(lambda: live_app_status(real_sessions, job_url) == "COMPLETED", 30)
+
+
+def live_app_status(real_sessions, job_url):
+    from models.tables import Job
+    with session_scope(real_sessions) as s:
+        return s.get(Job, uuid.UUID(job_url.rsplit("/", 1)[1])).status
