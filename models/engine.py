@@ -250,16 +250,17 @@ _FEED_COLUMNS = """record_key, record_type, schema_version, data::text AS data_t
 
 
 def changes_since(session: Session, *, tenant_id: str, namespace: str, since: int, limit: int,
-                  record_types: list[str] | None = None):
+                  record_types: list[str] | None = None, columns: str = _FEED_COLUMNS):
     """Keyset page of the change feed (tombstones included), oldest version first. `data` comes back as
-    JSON text so a dialect can splice it into its response without parsing."""
+    JSON text so a dialect can splice it into its response without parsing; `columns` lets a dialect
+    have PostgreSQL render each row in its own wire shape (see models.feeds)."""
     params = {"t": tenant_id, "ns": namespace, "since": since, "limit": limit}
     type_filter = ""
     if record_types:
         type_filter = "AND record_type = ANY(:types)"
         params["types"] = list(record_types)
     return session.execute(text(f"""
-        SELECT {_FEED_COLUMNS} FROM records
+        SELECT {columns} FROM records
          WHERE tenant_id = :t AND namespace = :ns AND version > :since {type_filter}
          ORDER BY version LIMIT :limit
     """), params).all()

@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, request
 
 from models import engine as store
 from models import receipts
+from models.feeds import SYNKRONUS_OBSERVATION
 from models.tables import TERMINAL_STATUSES, Job
 from web import db
 from web.auth import current_principal, require
@@ -132,10 +133,6 @@ def _limit() -> int:
     return min(value, PULL_MAX_LIMIT)
 
 
-def _ts(value) -> bytes:
-    return orjson.dumps(value.isoformat().replace("+00:00", "Z"))
-
-
 @bp.post("/sync/pull")
 @require()
 def pull():
@@ -168,7 +165,7 @@ def pull():
     # is a safe high-water mark even if the page below sees later commits.
     counter = store.current_version(session, tenant)
     rows = store.changes_since(session, tenant_id=tenant, namespace=NAMESPACE, since=since_version,
-                               limit=limit + 1, record_types=sorted(types) or None)
+                               limit=limit + 1, record_types=sorted(types) or None, columns=SYNKRONUS_OBSERVATION)
     has_more = len(rows) > limit
     rows = rows[:limit]
     change_cutoff = rows[-1].version if rows else since_version
@@ -181,18 +178,8 @@ def pull():
                SET pulled_version = GREATEST(client_cursors.pulled_version, EXCLUDED.pulled_version),
                    updated_at = now()"""), {"t": tenant, "n": NAMESPACE, "c": client_id, "v": current})
         db.commit()
-    parts = [b'{"current_version":', str(current).encode(), b',"records":[']
-    for i, row in enumerate(rows):
-        if i:
-            parts.append(b",")
-        synced = (row.meta or {}).get("synced_at")
-        parts += [b'{"observation_id":', orjson.dumps(row.record_key), b',"form_type":', orjson.dumps(row.record_type),
-                  b',"form_version":', orjson.dumps(row.schema_version), b',"data":',
-                  (row.data_text or "{}").encode(), b',"created_at":', _ts(row.created_at),
-                  b',"updated_at":', _ts(row.updated_at), b',"synced_at":',
-                  orjson.dumps(synced) if synced else _ts(row.updated_at),
-                  b',"deleted":', b"true" if row.deleted else b"false", b',"geolocation":',
-                  (row.geolocation_text or "null").encode(), b',"version":', str(row.version).encode(), b"}"]
-    parts += [b'],"change_cutoff":', str(change_cutoff).encode(), b',"has_more":',
-              b"true" if has_more else b"false", b',"sync_format_version":"1.0"}']
+    parts = [b'{"current_version":', str(current).encode(), b',"records":[',
+             ",".join(row.json for row in rows).encode(),
+             b'],"change_cutoff":', str(change_cutoff).encode(), b',"has_more":',
+             b"true" if has_more else b"false", b',"sync_format_version":"1.0"}']
     return _json_response(b"".join(parts))

@@ -13,7 +13,19 @@ branch_labels = None
 depends_on = None
 
 
+RFC3339_FUNCTION = """
+CREATE OR REPLACE FUNCTION fs_rfc3339(ts timestamptz) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+        || CASE WHEN date_part('microseconds', ts)::bigint % 1000000 = 0 THEN ''
+                ELSE to_char(ts AT TIME ZONE 'UTC', '.US') END
+        || 'Z'
+$$
+"""
+
+
 def upgrade() -> None:
+    # RFC 3339 text in UTC, the way feeds render timestamps (built in SQL so pulls splice text)
+    op.execute(RFC3339_FUNCTION)
     op.create_table('blobs',
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('size', sa.BigInteger(), nullable=False),
@@ -206,6 +218,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION IF EXISTS fs_rfc3339(timestamptz)")
     op.drop_table('job_record_errors')
     op.drop_table('users')
     op.drop_index('ix_jobs_tenant_created', table_name='jobs')
