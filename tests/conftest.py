@@ -15,11 +15,10 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 import pytest
 import redis as redis_lib
-from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import ALL_QUEUES, Settings
-from models.db import make_engine, make_session_factory, normalise_url
+from models.db import make_engine, make_session_factory
 from models.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,12 +1,10 @@
 """The job lifecycle through a real Celery worker process, real PostgreSQL and real Redis."""
-import os
-import signal
 import time
 
 from models.db import session_scope
 from models.tables import Job
 from models.users import ensure_tenant
-from tests.conftest import WorkerProcess, wait_for
+from tests.conftest import wait_for
 from workers.api import submit_job
 from workers.sweeper import sweep_once
 

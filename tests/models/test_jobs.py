@@ -1,10 +1,9 @@
 """The job lifecycle on a real PostgreSQL (savepoint-isolated)."""
-import uuid
 
 from sqlalchemy import text
 
 from models import jobs
-from models.tables import Job, JobRecordError
+from models.tables import JobRecordError
 from models.users import ensure_tenant
 
 
