@@ -38,13 +38,28 @@ def test_failed_send_leaves_the_job_queued(db_session):
     assert job.status == "QUEUED"
 
 
-def test_stale_statistics_are_refreshed(db_session):
+def test_stale_statistics_are_refreshed(engine):
+    import uuid
+
     from sqlalchemy import text
 
     from workers.schedule import analyze_stale_tables
-    db_session.execute(text("CREATE TABLE stats_probe (n int)"))
-    db_session.execute(text("INSERT INTO stats_probe SELECT generate_series(1, 5000)"))
-    db_session.commit()
-    # pg_stat counters are per-transaction snapshots flushed asynchronously; the helper only reads them
-    analysed = analyze_stale_tables(db_session, min_changes=0, fraction=0)
-    assert isinstance(analysed, list)
+    table = f"stats_probe_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE TABLE {table} (n int)"))
+        conn.execute(text(f"INSERT INTO {table} SELECT generate_series(1, 5000)"))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("SELECT pg_stat_force_next_flush()"))
+        from sqlalchemy.orm import Session
+        with Session(engine) as session:
+            session.execute(text("SELECT pg_stat_clear_snapshot()"))
+            analysed = analyze_stale_tables(session, min_changes=1000, fraction=0.1)
+            session.commit()
+        assert table in analysed
+        with engine.connect() as conn:
+            stats = conn.execute(text("SELECT reltuples FROM pg_class WHERE relname = :t"), {"t": table}).scalar()
+        assert stats == 5000
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP TABLE {table}"))
