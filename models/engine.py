@@ -42,15 +42,20 @@ class ApplyResult:
 
 
 AfterApply = Callable[[Session, str, str, "str | None", object], None]
-_after_apply: list[AfterApply] = []
+_after_apply: list[tuple[AfterApply, str | None]] = []
 
 
-def register_after_apply(hook: AfterApply) -> None:
-    """Run `hook(session, tenant_id, namespace, origin, job_id)` inside every apply transaction, after the
-    merge. The temp table `fs_applied(record_key, record_type, version, deleted, data, meta, old_data)`
-    holds the rows this chunk changed (so fan-out can be one INSERT … SELECT)."""
-    if hook not in _after_apply:
-        _after_apply.append(hook)
+def register_after_apply(hook: AfterApply, namespace: str | None = None) -> None:
+    """Run `hook(session, tenant_id, namespace, origin, job_id)` inside every apply transaction (of
+    `namespace` only, when given), after the merge. The temp table `fs_applied(record_key, record_type,
+    version, deleted, data, meta, old_data, inserted)` then holds the rows this chunk changed (so fan-out
+    can be one INSERT … SELECT); it is filled only when some hook will read it."""
+    if (hook, namespace) not in _after_apply:
+        _after_apply.append((hook, namespace))
+
+
+def _hooks_for(namespace: str) -> list[AfterApply]:
+    return [hook for hook, ns in _after_apply if ns is None or ns == namespace]
 
 
 def _dumps(value) -> str:
@@ -128,6 +133,13 @@ def _stage(session: Session, records: list[Incoming]) -> None:
         cur.copy_expert("COPY fs_stage FROM STDIN", buf)
 
 
+_APPLIED_CTE = """, applied AS (
+    INSERT INTO fs_applied (record_key, record_type, version, deleted, data, meta, old_data, inserted)
+    SELECT up.record_key, up.record_type, up.version, up.deleted, up.data, up.meta, old.data, up.inserted
+      FROM up LEFT JOIN old ON old.record_key = up.record_key
+    RETURNING 1
+)"""
+
 _MERGE = """
 WITH src AS (
     -- the last occurrence of a key within the chunk wins
@@ -137,7 +149,8 @@ WITH src AS (
     SELECT r.record_key, r.content_hash, r.version, r.origin, r.data, r.record_type, r.deleted
       FROM src s CROSS JOIN LATERAL (
            SELECT record_key, content_hash, version, origin, data, record_type, deleted FROM records
-            WHERE tenant_id = :tenant AND namespace = :ns AND record_key = s.record_key) r
+            WHERE tenant_id = :tenant AND namespace = :ns AND record_key = s.record_key
+            LIMIT 1) r  -- LIMIT keeps the planner from flattening this into a join
 ), up AS (
     INSERT INTO records AS r (tenant_id, namespace, record_key, record_type, schema_version, data, meta,
                               content_hash, deleted, geolocation, origin, version, created_at, updated_at,
@@ -154,12 +167,7 @@ WITH src AS (
      WHERE r.content_hash IS DISTINCT FROM EXCLUDED.content_hash
     RETURNING r.record_key, r.record_type, r.version, r.deleted, r.data, r.meta, r.content_hash,
               (xmax = 0) AS inserted
-), applied AS (
-    INSERT INTO fs_applied (record_key, record_type, version, deleted, data, meta, old_data, inserted)
-    SELECT up.record_key, up.record_type, up.version, up.deleted, up.data, up.meta, old.data, up.inserted
-      FROM up LEFT JOIN old ON old.record_key = up.record_key
-    RETURNING 1
-), audit AS (
+){applied}, audit AS (
     INSERT INTO record_changes (tenant_id, namespace, record_key, version, old_hash, new_hash, actor,
                                 transmission, job_id, record_type, deleted, old_record_type, old_deleted)
     SELECT :tenant, :ns, up.record_key, up.version, old.content_hash, up.content_hash, :actor, :transmission,
@@ -168,7 +176,10 @@ WITH src AS (
     RETURNING 1
 )
 -- (data-modifying CTEs run once whether or not this SELECT reads them)
-SELECT s.position, s.record_key, up.version AS new_version, old.version AS old_version, old.origin AS old_origin
+SELECT s.position, s.record_key, up.version AS new_version, old.version AS old_version, old.origin AS old_origin,
+       -- the overwritten server copy, kept only where it may be the loser of a conflict
+       CASE WHEN old.version > :since THEN old.content_hash END AS old_hash,
+       CASE WHEN old.version > :since THEN old.data::text END AS old_data_text
   FROM fs_stage s
   LEFT JOIN up ON up.record_key = s.record_key
   LEFT JOIN old ON old.record_key = s.record_key
@@ -189,11 +200,13 @@ def apply_chunk(session: Session, *, tenant_id: str, namespace: str, records: li
     ensure_counter(session, tenant_id)
     base = session.execute(text("SELECT value FROM sync_counters WHERE tenant_id = :t FOR UPDATE"),
                            {"t": tenant_id}).scalar_one()
-    rows = session.execute(text(_MERGE), {
+    hooks = _hooks_for(namespace)
+    merge = _MERGE.replace("{applied}", _APPLIED_CTE if hooks else "")
+    rows = session.execute(text(merge), {
         "tenant": tenant_id, "ns": namespace, "origin": origin, "actor": actor, "base": base,
         "transmission": transmission, "job": None if job_id is None else str(job_id),
+        "since": client_since if client_since is not None else 2 ** 62,
     }).all()
-    by_position = {rec.position: rec for rec in records}
     winners: dict[str, int] = {}
     for row in rows:
         if row.new_version is not None:
@@ -212,7 +225,7 @@ def apply_chunk(session: Session, *, tenant_id: str, namespace: str, records: li
             if (client_since is not None and row.old_version is not None and row.old_version > client_since
                     and row.old_origin != origin):
                 result.conflicts.append((row.position, key, row.old_version))
-                conflicts_to_keep.append((key, row.old_version, by_position[row.position]))
+                conflicts_to_keep.append((key, row.old_version, row.old_hash, row.old_data_text))
         elif key in winners:
             result.accepted.append((row.position, key, winners[key]))  # superseded within the chunk
         else:
@@ -225,24 +238,29 @@ def apply_chunk(session: Session, *, tenant_id: str, namespace: str, records: li
     if conflicts_to_keep:
         _keep_conflicts(session, tenant_id, namespace, conflicts_to_keep, client_since, job_id, origin)
     if winners:
-        for hook in _after_apply:
+        for hook in hooks:
             hook(session, tenant_id, namespace, origin, job_id)
     return result
 
 
 def _keep_conflicts(session, tenant_id, namespace, conflicts, client_since, job_id, origin) -> None:
-    """Keep the overwritten server version (the loser of last-writer-wins) for ops."""
+    """Keep the overwritten server copy (the loser of last-writer-wins) for ops."""
     session.execute(text("""
         INSERT INTO record_conflicts (tenant_id, namespace, record_key, server_version, client_since,
                                       losing_hash, losing_data, winner_origin, job_id)
-        SELECT :tenant, :ns, c.key, c.server_version, :since, ch.old_hash, a.old_data, :origin, CAST(:job AS uuid)
-          FROM unnest(CAST(:keys AS text[]), CAST(:versions AS bigint[])) AS c(key, server_version)
-          LEFT JOIN fs_applied a ON a.record_key = c.key
-          LEFT JOIN record_changes ch ON ch.tenant_id = :tenant AND ch.namespace = :ns
-                                     AND ch.record_key = c.key AND ch.version = a.version
+        SELECT :tenant, :ns, c.key, c.server_version, :since, c.hash, CAST(c.data AS jsonb), :origin,
+               CAST(:job AS uuid)
+          FROM unnest(CAST(:keys AS text[]), CAST(:versions AS bigint[]), CAST(:hashes AS text[]),
+                      CAST(:datas AS text[])) AS c(key, server_version, hash, data)
     """), {"tenant": tenant_id, "ns": namespace, "since": client_since, "origin": origin,
-           "job": None if job_id is None else str(job_id),
-           "keys": [k for k, _, _ in conflicts], "versions": [v for _, v, _ in conflicts]})
+           "job": None if job_id is None else str(job_id), "keys": [c[0] for c in conflicts],
+           "versions": [c[1] for c in conflicts], "hashes": [c[2] for c in conflicts],
+           "datas": [c[3] for c in conflicts]})
+
+
+def feed_key(tenant_id: str, namespace: str) -> str:
+    """The value of records.feed_key: filter feeds on it so the feed indexes are used."""
+    return f"{tenant_id}:{namespace}"
 
 
 _FEED_COLUMNS = """record_key, record_type, schema_version, data::text AS data_text, meta, deleted,
@@ -254,14 +272,14 @@ def changes_since(session: Session, *, tenant_id: str, namespace: str, since: in
     """Keyset page of the change feed (tombstones included), oldest version first. `data` comes back as
     JSON text so a dialect can splice it into its response without parsing; `columns` lets a dialect
     have PostgreSQL render each row in its own wire shape (see models.feeds)."""
-    params = {"t": tenant_id, "ns": namespace, "since": since, "limit": limit}
+    params = {"fk": feed_key(tenant_id, namespace), "since": since, "limit": limit}
     type_filter = ""
     if record_types:
         type_filter = "AND record_type = ANY(:types)"
         params["types"] = list(record_types)
     return session.execute(text(f"""
         SELECT {columns} FROM records
-         WHERE tenant_id = :t AND namespace = :ns AND version > :since {type_filter}
+         WHERE feed_key = :fk AND version > :since {type_filter}
          ORDER BY version LIMIT :limit
     """), params).all()
 

@@ -51,7 +51,8 @@ def refresh(session, tenant_id: str, namespace: str, source_job: str) -> dict:
         ), current AS MATERIALIZED (
             SELECT r.* FROM changed c CROSS JOIN LATERAL (
                 SELECT record_key, record_type, version, deleted, data FROM records
-                 WHERE tenant_id = :t AND namespace = :ns AND record_key = c.record_key) r
+                 WHERE tenant_id = :t AND namespace = :ns AND record_key = c.record_key
+                 LIMIT 1) r  -- LIMIT keeps the planner from flattening this into a join
         ), gone AS (
             DELETE FROM read_search_documents d USING current r
              WHERE d.tenant_id = :t AND d.namespace = :ns AND d.record_key = r.record_key AND r.deleted

@@ -129,10 +129,12 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('created_by', sa.Text(), nullable=True),
     sa.Column('updated_by', sa.Text(), nullable=True),
+    sa.Column('feed_key', sa.Text(), sa.Computed("tenant_id::text || ':' || namespace::text", persisted=True),
+              nullable=False),
     sa.PrimaryKeyConstraint('tenant_id', 'namespace', 'record_key', name=op.f('pk_records'))
     )
-    op.create_index('ix_records_feed', 'records', ['tenant_id', 'namespace', 'version'], unique=False)
-    op.create_index('ix_records_type_feed', 'records', ['tenant_id', 'namespace', 'record_type', 'version'], unique=False)
+    op.create_index('ix_records_feed', 'records', ['feed_key', 'version'], unique=False)
+    op.create_index('ix_records_type_feed', 'records', ['feed_key', 'record_type', 'version'], unique=False)
     op.create_table('refresh_families',
     sa.Column('family', sa.String(length=64), nullable=False),
     sa.Column('user_id', sa.UUID(), nullable=False),
