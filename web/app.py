@@ -53,10 +53,12 @@ def create_app(settings: Settings, *, session_factory: sessionmaker | None = Non
     def _cors(response):
         # Synkronus serves CORS to every origin; the others are harmless with it.
         response.headers.setdefault("Access-Control-Allow-Origin", "*")
-        response.headers.setdefault("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+        response.headers.setdefault("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS")
         response.headers.setdefault("Access-Control-Allow-Headers",
-                                    "Accept, Authorization, Content-Type, X-CSRF-Token, x-api-version")
-        response.headers.setdefault("Access-Control-Expose-Headers", "Link, ETag, x-api-version-used")
+                                    "Accept, Authorization, Content-Type, X-CSRF-Token, x-api-version, "
+                                    "Upload-Offset, Upload-Length, Content-Range")
+        response.headers.setdefault("Access-Control-Expose-Headers",
+                                    "Link, ETag, x-api-version-used, Upload-Offset, Upload-Length, Location")
         return response
 
     return app

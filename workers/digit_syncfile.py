@@ -28,7 +28,6 @@ import orjson
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 MEMBER_SUFFIXES = (".json", ".ndjson", ".jsonl")
 VALUE_EVENTS = frozenset({"start_map", "start_array", "string", "number", "boolean", "null"})
-DETECT_BYTES = 1 << 20
 READ_SIZE = 1 << 16
 
 
@@ -63,11 +62,12 @@ def _noop() -> None:
 
 
 class _Capped(io.RawIOBase):
-    """Counts bytes as they are inflated and stops a member (or the archive) at its cap, so a size lie in
-    a ZIP header cannot make us inflate more than the limit."""
+    """Counts bytes as they are inflated and stops a member at its cap (what its header declared, at
+    most the member limit), so a size lie in a ZIP header cannot make us inflate more. With the declared
+    sizes summed against the total limit up front, this also bounds the whole archive."""
 
-    def __init__(self, raw, cap: int, name: str, budget: list[int] | None = None):
-        self.raw, self.cap, self.name, self.budget, self.count = raw, cap, name, budget, 0
+    def __init__(self, raw, cap: int, name: str):
+        self.raw, self.cap, self.name, self.count = raw, cap, name, 0
 
     def readable(self) -> bool:
         return True
@@ -81,10 +81,6 @@ class _Capped(io.RawIOBase):
         self.count += n
         if self.count > self.cap:
             raise SyncFileError("archive_rejected", f"member {self.name!r} inflates past {self.cap} bytes")
-        if self.budget is not None:
-            self.budget[0] -= n
-            if self.budget[0] < 0:
-                raise SyncFileError("archive_rejected", "the archive inflates past the total size limit")
         buffer[:n] = data
         return n
 
@@ -124,7 +120,6 @@ class _Source:
     def __init__(self, path, limits: Limits):
         self.path, self.limits = path, limits
         self.zip: zipfile.ZipFile | None = None
-        self.budget = [limits.max_total_bytes]
 
     def __enter__(self):
         with open(self.path, "rb") as f:
@@ -150,7 +145,7 @@ class _Source:
         except (zipfile.BadZipFile, NotImplementedError, RuntimeError, zlib.error) as exc:
             raise SyncFileError("archive_rejected", f"member {member!r} cannot be read ({exc})") from None
         cap = min(info.file_size, self.limits.max_member_bytes)
-        capped = _Capped(raw, cap, member, self.budget)
+        capped = _Capped(raw, cap, member)
         return io.BufferedReader(capped, READ_SIZE), capped
 
 
@@ -207,34 +202,37 @@ def check_archive(zf: zipfile.ZipFile, limits: Limits) -> list[str]:
 # --- format detection --------------------------------------------------------------------------------
 
 def _detect(stream, member: str | None) -> str:
-    """'ndjson' or 'json' from the first line; raises for something that is neither."""
-    head = stream.peek(64)[:64]
-    if member is not None and head[:4] in ZIP_MAGIC:
-        raise SyncFileError("archive_rejected", f"member {member!r} is itself an archive; nested archives "
-                                                "are not accepted")
-    stripped = head.lstrip(b" \t\r\n")
-    if not stripped:
-        first = b""
-        while not first.strip():
-            first = stream.readline(DETECT_BYTES)
-            if not first:
-                raise SyncFileError("invalid_format", "the file is empty" if member is None
-                                    else f"member {member!r} is empty")
-        stripped = first.lstrip()
-    else:
-        first = None
+    """'ndjson' or 'json', from the first bytes and the first object's keys (read as a stream: a JSON
+    document on one long line is never loaded whole); raises for something that is neither."""
+    where = "the file" if member is None else f"member {member!r}"
+    if member is not None and stream.peek(4)[:4] in ZIP_MAGIC:
+        raise SyncFileError("archive_rejected", f"{where} is itself an archive; nested archives are not accepted")
+    while True:
+        chunk = stream.peek(READ_SIZE)
+        if not chunk:
+            raise SyncFileError("invalid_format", f"{where} is empty")
+        stripped = chunk.lstrip(b" \t\r\n")
+        stream.read(len(chunk) - len(stripped))
+        if stripped:
+            break
     if stripped[:1] not in (b"{", b"["):
-        where = "the file" if member is None else f"member {member!r}"
         raise SyncFileError("invalid_format", f"{where} is not JSON, NDJSON or a ZIP archive of them")
     if member is not None and member.lower().endswith((".ndjson", ".jsonl")):
         return "ndjson"
-    if first is None:
-        first = stream.readline(DETECT_BYTES)
+    keys = set()
     try:
-        value = orjson.loads(first)
-    except orjson.JSONDecodeError:
-        return "json"
-    return "ndjson" if isinstance(value, dict) and "schema" in value and "data" in value else "json"
+        for prefix, event, value in ijson.parse(stream, multiple_values=True):
+            if prefix != "":
+                continue
+            if event == "map_key":
+                if value == "entities":
+                    return "json"
+                keys.add(value)
+            elif event != "start_map":
+                break  # the first value ended (or is not an object)
+    except ijson.JSONError:
+        pass  # the scan reports it properly
+    return "ndjson" if {"schema", "data"} <= keys else "json"
 
 
 # --- scanning ----------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import struct
 import tracemalloc
 import warnings
 import zipfile
-import zlib
 
 import pytest
 
@@ -184,3 +183,11 @@ def test_memory_stays_bounded_on_a_large_file(tmp_path):
     assert peak < 2 << 20, f"peak {peak} bytes while reading {doc.stat().st_size}"
     peak_scan = _peak_while(lambda: scan(doc))
     assert peak_scan < 2 << 20
+
+
+def test_reading_a_member_once_per_schema_stays_within_the_limits(tmp_path):
+    member = json_document([household(i) for i in range(20)], [individual(i) for i in range(20)])
+    path = _write(tmp_path, zip_of({"both.json": member}))
+    limits = Limits(max_member_bytes=len(member), max_total_bytes=len(member))
+    layout = scan(path, limits)
+    assert [p for p, _, _ in entities(path, layout, limits=limits)] == list(range(40))

@@ -15,7 +15,7 @@ import os
 import re
 from pathlib import Path
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
 from sqlalchemy import func
 from werkzeug.exceptions import ClientDisconnected
 

@@ -3,7 +3,7 @@ from sqlalchemy import select
 
 from models.tables import Job
 from tests.factories import make_user, token_for
-from tests.web.digit.support import CAMPAIGN, envelope, household, household_form, json_document, upload_bytes
+from tests.web.digit.support import CAMPAIGN, envelope, household, json_document, upload_bytes
 
 
 def _create(client, token, file_ref, campaign=CAMPAIGN, tenant="default", **kw):
