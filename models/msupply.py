@@ -15,7 +15,10 @@ import datetime as dt
 from dataclasses import dataclass
 
 import bcrypt
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, func, select, text
+from sqlalchemy import (
+    BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, select, text,
+)
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -49,7 +52,9 @@ class QueueEntry(Base):
     __tablename__ = "msupply_queue"
     tenant_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     site_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # from msupply_queue_id_seq: queue order
+    # from msupply_queue_id_seq: the queue order (a replaced entry takes a new id, so moves to the tail)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True,
+                                    server_default=text("nextval('msupply_queue_id_seq')"))
     sync_id: Mapped[str] = mapped_column(Text, nullable=False)
     record_key: Mapped[str] = mapped_column(Text, nullable=False)
     record_type: Mapped[str] = mapped_column(Text, nullable=False)
@@ -59,6 +64,21 @@ class QueueEntry(Base):
     version: Mapped[int] = mapped_column(BigInteger, nullable=False)
     merge_keep: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
     merge_delete: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "site_id", "record_key", name="uq_msupply_queue_record"),
+        Index("ix_msupply_queue_sync_id", "tenant_id", "site_id", "sync_id"),
+    )
+
+
+class PushedSyncId(Base):
+    """A SyncID a site pushed, and the job that applied it."""
+    __tablename__ = "msupply_sync_ids"
+    tenant_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    site_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sync_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    job_id = mapped_column(UUID(as_uuid=True), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
+                                                    nullable=False)
 
 
 # --- routing -------------------------------------------------------------------------------------
@@ -266,7 +286,18 @@ def dump_batch(session: Session, *, tenant_id: str, site_id: int, after: int, up
         subset, extra = _subset_sql(routing)
         params.update(extra)
     sql = _DUMP.replace("{type_filter}", type_filter).replace("{subset_filter}", subset)
+    # the batch is sorted by version before it gets queue ids; keep that sort in memory
+    session.execute(text("SET LOCAL work_mem = '64MB'"))
     return session.execute(text(sql), params).rowcount, last
+
+
+def refresh_stats(session: Session) -> None:
+    """After a dump the queue has grown by a lot: refresh its planner statistics, and those of the
+    records table if it was never analysed (a fresh bulk load), so queue reads use their indexes."""
+    session.execute(text("ANALYZE msupply_queue"))
+    never = session.execute(text("SELECT reltuples < 0 FROM pg_class WHERE oid = 'records'::regclass")).scalar()
+    if never:
+        session.execute(text("ANALYZE records"))
 
 
 def clear_queue(session: Session, tenant_id: str, site_id: int) -> int:
@@ -285,20 +316,25 @@ def queue_head(session: Session, tenant_id: str, site_id: int, *, limit: int, sy
     """The oldest `limit` entries (or the one with `sync_id`) with the record's current data as JSON
     text. Not destructive: entries stay until acknowledged."""
     where = "AND q.sync_id = :sync_id" if sync_id is not None else ""
+    # LATERAL keeps the record lookup a primary-key probe per entry even while statistics are stale
+    # (right after a bulk load or a big dump).
     return session.execute(text(f"""
         SELECT q.sync_id, q.record_type, q.record_id, q.sync_type, q.store_id, q.merge_keep, q.merge_delete,
-               r.data::text AS data_text
-          FROM msupply_queue q
-          LEFT JOIN records r ON r.tenant_id = q.tenant_id AND r.namespace = '{NAMESPACE}'
-                             AND r.record_key = q.record_key
-         WHERE q.tenant_id = :t AND q.site_id = :s {where}
-         ORDER BY q.id LIMIT :limit"""), {"t": tenant_id, "s": site_id, "limit": limit, "sync_id": sync_id}).all()
+               r.data_text
+          FROM (SELECT * FROM msupply_queue q WHERE q.tenant_id = :t AND q.site_id = :s {where}
+                 ORDER BY q.id LIMIT :limit) q
+          LEFT JOIN LATERAL (SELECT data::text AS data_text FROM records
+                              WHERE tenant_id = :t AND namespace = '{NAMESPACE}' AND record_key = q.record_key) r
+            ON true
+         ORDER BY q.id"""), {"t": tenant_id, "s": site_id, "limit": limit, "sync_id": sync_id}).all()
 
 
 def acknowledge(session: Session, tenant_id: str, site_id: int, sync_ids: list[str]) -> int:
     """Remove the acknowledged entries; unknown or already-acknowledged ids are ignored."""
     if not sync_ids:
         return 0
+    # At worst (stale statistics) this scans the site's own entries once; never a join that can
+    # turn quadratic.
     return session.execute(text("""
         DELETE FROM msupply_queue WHERE tenant_id = :t AND site_id = :s AND sync_id = ANY(CAST(:ids AS text[]))
     """), {"t": tenant_id, "s": site_id, "ids": list(sync_ids)}).rowcount

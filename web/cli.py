@@ -230,5 +230,14 @@ def jobs_probe(queue, steps, tenant):
     click.echo(str(job_id))
 
 
+def _register_dialect_commands() -> None:
+    from web.digit.cli import forms
+    from web.msupply.cli import site
+    main.add_command(site)
+    main.add_command(forms)
+
+
+_register_dialect_commands()
+
 if __name__ == "__main__":
     main()

@@ -6,7 +6,6 @@ blob) goes through the engine; SyncIDs the site pushed before are skipped, merge
 The after-apply hook fans every accepted mSupply change out to the site queues, in the same transaction."""
 from __future__ import annotations
 
-import logging
 from itertools import islice
 
 import ijson
@@ -20,7 +19,6 @@ from workers.apply import Rejected, run_apply
 from workers.registry import job_kind
 from workers.runner import JobFailed
 
-log = logging.getLogger(__name__)
 
 SYNC_TYPES = ("I", "U", "D", "M")
 DUMP_BATCH = 20_000
@@ -36,13 +34,24 @@ def routing() -> msupply.Routing:
     return _state["routing"]
 
 
+def configure(settings) -> None:
+    """Load the routing file named in the settings (`msupply_routing_file` in Settings.extra), once per
+    process; without one the shipped defaults apply."""
+    path = (getattr(settings, "extra", None) or {}).get("msupply_routing_file")
+    if not path or _state.get("loaded") == path:
+        return
+    with open(path, encoding="utf-8") as fh:
+        set_routing(msupply.load_routing(orjson.loads(fh.read())))
+    _state["loaded"] = path
+
+
 def _fan_out_hook(session, tenant_id, namespace, origin, job_id) -> None:
     if namespace != msupply.NAMESPACE:
         return
     msupply.fan_out(session, tenant_id, routing(), origin)
 
 
-register_after_apply(_fan_out_hook)
+register_after_apply(_fan_out_hook, namespace=msupply.NAMESPACE)
 
 
 # --- push ----------------------------------------------------------------------------------------
@@ -139,6 +148,7 @@ def _repoint_merges(session, ctx, records: list[Incoming], origin: str) -> None:
 
 @job_kind("msupply.push", queue=QUEUE_INGEST)
 def push(ctx) -> dict:
+    configure(ctx.settings)
     site_id = int(ctx.job.params["site_id"])
     origin = msupply.site_origin(site_id)
     skipped: list[int] = []
@@ -160,6 +170,7 @@ def push(ctx) -> dict:
 
 @job_kind("msupply.initial_dump", queue=QUEUE_EXPORTS)
 def initial_dump(ctx) -> dict:
+    configure(ctx.settings)
     params = ctx.job.params
     site_id, full, upto = int(params["site_id"]), bool(params.get("full")), int(params["upto"])
     batch = int(params.get("batch") or DUMP_BATCH)
@@ -168,7 +179,7 @@ def initial_dump(ctx) -> dict:
     first = after == 0
     while True:
         with ctx.session() as session:
-            if first:
+            if first and not params.get("cleared"):
                 # Regenerate: the queue restarts from nothing (a redelivery before the first batch
                 # committed clears again, which is the same result).
                 msupply.clear_queue(session, ctx.job.tenant_id, site_id)
@@ -182,4 +193,6 @@ def initial_dump(ctx) -> dict:
                          counts={"queued": queued})
         if last is None:
             break
+    with ctx.session() as session:
+        msupply.refresh_stats(session)
     return {"queued": queued, "full": full, "site_id": site_id}

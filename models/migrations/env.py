@@ -4,6 +4,8 @@ from alembic import context
 from models.base import Base
 import models.tables  # noqa: F401  (register tables)
 import models.records  # noqa: F401
+import models.digit  # noqa: F401
+import models.msupply  # noqa: F401
 
 config = context.config
 connection = config.attributes["connection"]

@@ -185,10 +185,10 @@ def test_tombstones_and_merges_reach_the_queue(live_worker, client, real_session
 
 def test_concurrent_pushes_from_several_sites_while_a_dump_runs(live_worker, live_app, real_sessions, tenant):
     with session_scope(real_sessions) as s:
-        for start in range(0, 60000, 10000):
+        for start in range(0, 20000, 5000):
             apply_chunk(s, tenant_id=tenant, namespace=msupply.NAMESPACE, records=[
                 Incoming(position=i, key=f"item:I{i}", record_type="item", data={"ID": f"I{i}", "n": str(i)},
-                         meta={"store_id": ""}) for i in range(start, start + 10000)])
+                         meta={"store_id": ""}) for i in range(start, start + 5000)])
             s.commit()
     dumping = _site(real_sessions, tenant, 4, "STORE_A")
     pushers = [_site(real_sessions, tenant, 10 + n, "STORE_A" if n % 2 == 0 else "STORE_B") for n in range(3)]
@@ -226,7 +226,7 @@ def test_concurrent_pushes_from_several_sites_while_a_dump_runs(live_worker, liv
     got, _ = _drain(client, dumping, limit=500)
     keys = [f'{r["RecordType"]}:{r["RecordID"]}' for r in got]
     assert len(keys) == len(set(keys))  # no duplicates
-    expected = {f"item:I{i}" for i in range(60000)}
+    expected = {f"item:I{i}" for i in range(20000)}
     expected |= {f'{r["RecordType"]}:{r["RecordID"]}' for batch in pushed.values() for r in batch
                  if r["RecordType"] == "item" or r["StoreID"] == "STORE_A"}
     assert set(keys) == expected

@@ -45,8 +45,12 @@ def register(app: Flask) -> None:
     from flask import Blueprint
 
     from web.errors import register_renderer
-    from web.msupply import admin, sync, v4
-    import workers.msupply_jobs  # noqa: F401  (the queue fan-out hook runs for web-side applies too)
+    from web.msupply import admin, sync, v1map, v4
+    from workers import msupply_jobs  # the queue fan-out hook runs for web-side applies too
+
+    settings = app.config["FIELDSYNC_SETTINGS"]
+    msupply_jobs.configure(settings)
+    v1map.use((settings.extra or {}).get("msupply_v1_map_file"))
 
     fallback = Blueprint("msupply_fallback", __name__)
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]

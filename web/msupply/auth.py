@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from dataclasses import dataclass
 
 import bcrypt
 from flask import current_app, request
@@ -15,7 +14,7 @@ from models import msupply
 from models.tables import User
 from models.users import burn_time, get_by_username
 from web import db
-from web.errors import ApiError, BadRequest, Conflict, TooManyRequests, Unauthorized
+from web.errors import BadRequest, Conflict, TooManyRequests, Unauthorized
 from web.msupply import throttle
 
 HARDWARE_HEADER = "msupply-site-uuid"
@@ -23,13 +22,6 @@ HARDWARE_HEADER = "msupply-site-uuid"
 HARDWARE_MISMATCH = ("Site registration doesn't match. This site is registered to another device; "
                      "ask the administrator to reset its hardware ID.")
 BAD_CREDENTIALS = "Invalid site name or password"
-
-
-@dataclass(frozen=True)
-class SiteRef:
-    tenant_id: str
-    site_id: int
-    name: str
 
 
 def _basic() -> tuple[str, str]:
@@ -124,7 +116,3 @@ def authenticate_user() -> User:
         throttle.record_failure(_redis(), account)
         raise Unauthorized("Invalid user name or password")
     return user
-
-
-def error_body(err: ApiError) -> dict:
-    return {"error": err.message}

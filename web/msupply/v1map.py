@@ -82,7 +82,19 @@ def _text(value) -> str:
     return str(value)
 
 
-@lru_cache(maxsize=8)
+_configured = {"path": None}
+
+
+def use(path: str | None) -> None:
+    """Point the edge at an installation's own map (None: the shipped default)."""
+    _configured["path"] = path
+
+
 def load(path: str | None = None) -> V1Map:
-    with open(path or DEFAULT_MAP, encoding="utf-8") as fh:
+    return _load(path or _configured["path"] or str(DEFAULT_MAP))
+
+
+@lru_cache(maxsize=8)
+def _load(path: str) -> V1Map:
+    with open(path, encoding="utf-8") as fh:
         return V1Map(json.load(fh))

@@ -51,6 +51,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("tenant_id", "site_id", "record_key", name=op.f("uq_msupply_queue_record")),
     )
     op.create_index("ix_msupply_queue_sync_id", "msupply_queue", ["tenant_id", "site_id", "sync_id"])
+    # A queue churns: every acknowledged entry is a dead row at the head that each pull steps over until
+    # vacuum removes it, so vacuum it after a fixed number of deletions rather than a share of the table.
+    op.execute("ALTER TABLE msupply_queue SET (autovacuum_vacuum_scale_factor = 0, "
+               "autovacuum_vacuum_threshold = 20000, autovacuum_analyze_scale_factor = 0.02)")
     op.create_table(
         "msupply_sync_ids",
         sa.Column("tenant_id", sa.String(length=128), nullable=False),

@@ -1,5 +1,4 @@
 """mSupply Basic auth, hardware binding, route checks and the brute-force throttle."""
-import uuid
 
 from tests.web.msupply.helpers import assert_error, headers, make_site, route, sha
 
