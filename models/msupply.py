@@ -238,7 +238,7 @@ c AS (
     SELECT r.record_key, r.record_type, r.version, r.data,
            {_route_cols("r", "r.data", "r.meta")}
       FROM records r LEFT JOIN routes rt ON rt.record_type = r.record_type
-     WHERE r.feed_key = :tenant || ':{NAMESPACE}' AND r.tenant_id = :tenant AND r.namespace = '{NAMESPACE}' AND r.version > :after AND r.version <= :upto
+     WHERE r.tenant_id = :tenant AND r.namespace = '{NAMESPACE}' AND r.version > :after AND r.version <= :upto
        AND NOT r.deleted {{type_filter}}
 )
 INSERT INTO msupply_queue (tenant_id, site_id, id, sync_id, record_key, record_type, record_id, sync_type,
