@@ -129,16 +129,20 @@ def rotate_refresh(session, refresh_token: str) -> dict:
     return issue_tokens(session, user, family=fam.family)
 
 
+def _principal_of(user: User) -> Principal:
+    """The request's principal; an unknown role counts as read-only."""
+    role = user.role if user.role in ROLES else "read-only"
+    return Principal(user_id=str(user.id), username=user.username, role=role, tenant_id=user.tenant_id,
+                     is_system=bool(user.is_system))
+
+
 def current_principal() -> Principal:
     if "principal" in g:
         return g.principal
     verify_jwt_in_request()
     claims = get_jwt()
     from flask_jwt_extended import current_user
-    user: User = current_user
-    role = user.role if user.role in ROLES else "read-only"
-    g.principal = Principal(user_id=str(user.id), username=user.username, role=role,
-                            tenant_id=user.tenant_id, is_system=bool(user.is_system))
+    g.principal = _principal_of(current_user)
     if claims.get("type") != "access":
         raise Unauthorized("an access token is required")
     return g.principal
@@ -183,7 +187,5 @@ def principal_from_token(token: str) -> Principal:
         user = None
     if user is None:
         raise Unauthorized("the token's user no longer exists")
-    role = user.role if user.role in ROLES else "read-only"
-    g.principal = Principal(user_id=str(user.id), username=user.username, role=role, tenant_id=user.tenant_id,
-                            is_system=bool(user.is_system))
+    g.principal = _principal_of(user)
     return g.principal

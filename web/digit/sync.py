@@ -10,6 +10,7 @@ from sqlalchemy import select
 from models import digit
 from models.tables import JobRecordError
 from models.users import ensure_tenant
+from web.ops.jobs import progress_percent
 from web import db
 from web.digit.envelope import (
     authenticate, digit_error, read_envelope, require_tenant, require_writer, required_text, response_info,
@@ -28,11 +29,7 @@ STATUS_NAMES = {"QUEUED": "CREATED", "RUNNING": "IN_PROGRESS", "COMPLETED": "COM
 def sync_view(job, errors: list | None = None) -> dict:
     params = job.params or {}
     total = job.progress_total
-    percent = None
-    if total:
-        percent = round(min(100.0, 100.0 * job.progress_done / total), 1)
-    elif job.status == "COMPLETED":
-        percent = 100.0
+    percent = progress_percent(job)
     view = {
         "createdAt": sync_time(job.created_at), "modifiedAt": sync_time(job.updated_at),
         "campaignId": params.get("campaignId"), "tenantId": job.tenant_id, "syncId": str(job.id),

@@ -39,13 +39,16 @@ def _iso(value):
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
+def progress_percent(job: Job) -> float | None:
+    """Done as a percentage of the total (None while the total is unknown and the job unfinished)."""
+    if job.progress_total:
+        return round(min(100.0, 100.0 * job.progress_done / job.progress_total), 1)
+    return 100.0 if job.status == "COMPLETED" else None
+
+
 def job_view(job: Job, errors: list[JobRecordError]) -> dict:
     total = job.progress_total
-    percent = None
-    if total:
-        percent = round(min(100.0, 100.0 * job.progress_done / total), 1)
-    elif job.status == "COMPLETED":
-        percent = 100.0
+    percent = progress_percent(job)
     return {
         "id": str(job.id), "kind": job.kind, "queue": job.queue, "tenant": job.tenant_id, "status": job.status,
         "progress": {"done": job.progress_done, "total": total, "percent": percent},
