@@ -204,7 +204,7 @@ def copy_rate(engine, path: Path, n: int, tmp_dir: Path) -> float:
 
 
 def run_size(app, settings, engine, user_token, n: int, fmt: str, work_dir: Path, maintenance: bool) -> dict:
-    from models import digit
+    from models.digit import store as digit
     from models.blobs import BlobStore
     from models.db import make_session_factory, session_scope
     path = work_dir / f"bench-{n}.{fmt}"

@@ -27,11 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from config.settings import Settings  # noqa: E402
-from models import msupply  # noqa: E402
+from models.msupply import store as msupply  # noqa: E402
 from models.db import make_engine, make_session_factory, session_scope  # noqa: E402
 from models.engine import current_version  # noqa: E402
 from models.migrate import upgrade  # noqa: E402
 from models.users import ensure_tenant  # noqa: E402
+from models.msupply import INITIAL_DUMP
 
 TENANT = "bench"
 PASSWORD = "bench-pw"
@@ -102,7 +103,7 @@ def run_dump(settings, sessions) -> tuple[int, float]:
     from workers.runner import run_job
     from workers.runtime import Runtime
     with session_scope(sessions) as s:
-        job, _ = jobs.create_job(s, tenant_id=TENANT, kind="msupply.initial_dump", queue="exports",
+        job, _ = jobs.create_job(s, tenant_id=TENANT, kind=INITIAL_DUMP,
                                  params={"site_id": 4, "full": True, "upto": current_version(s, TENANT)})
     started = time.perf_counter()
     outcome = run_job(Runtime(settings, sessions), job.id)

@@ -13,6 +13,10 @@ QUEUE_EXPORTS = "exports"
 QUEUE_MAINTENANCE = "maintenance"
 ALL_QUEUES = (QUEUE_INGEST, QUEUE_INDEX, QUEUE_EXPORTS, QUEUE_MAINTENANCE)
 
+# The one place that names the dialects. Each is a subpackage of the same name in models/, workers/ and
+# web/ (see docs/dialects.md); `FIELDSYNC_DIALECTS` may narrow the list for one deployment.
+DIALECTS = ("synkronus", "msupply", "digit")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -53,11 +57,18 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     server_version: str = "1.0.3"
-    extra: Mapping[str, str] = field(default_factory=dict)
+
+    # Dialects served, and each one's own options: env `<DIALECT>_<OPTION>` (e.g. MSUPPLY_ROUTING_FILE)
+    # becomes options["msupply"]["routing_file"].
+    dialects: tuple[str, ...] = DIALECTS
+    options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    def option(self, dialect: str, name: str, default: str | None = None) -> str | None:
+        return (self.options.get(dialect) or {}).get(name, default)
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -77,7 +88,22 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         value = env.get(name)
         return default if value in (None, "") else value
 
+    dialects = DIALECTS
+    if get("FIELDSYNC_DIALECTS"):
+        asked = tuple(d.strip() for d in get("FIELDSYNC_DIALECTS").split(",") if d.strip())
+        unknown = set(asked) - set(DIALECTS)
+        if unknown:
+            raise ValueError(f"FIELDSYNC_DIALECTS names unknown dialects: {', '.join(sorted(unknown))}")
+        dialects = asked
+    options: dict[str, dict[str, str]] = {}
+    for name in DIALECTS:
+        prefix = name.upper() + "_"
+        options[name] = {key[len(prefix):].lower(): value for key, value in env.items()
+                         if key.startswith(prefix) and value not in (None, "")}
+
     return Settings(
+        dialects=dialects,
+        options=options,
         database_url=get("DATABASE_URL"),
         redis_url=get("REDIS_URL"),
         data_dir=Path(get("FIELDSYNC_DATA_DIR", "./var")),

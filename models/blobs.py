@@ -71,3 +71,19 @@ class BlobStore:
 
     def open(self, sha256: str) -> BinaryIO:
         return open(self.path(sha256), "rb")
+
+
+def register_blob(session, sha256: str, size: int, media_type: str | None = None) -> None:
+    """Record a stored blob in the `blobs` table (once per content; the caller's transaction)."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    from models.tables import Blob
+    session.execute(pg_insert(Blob).values(sha256=sha256, size=size, media_type=media_type)
+                    .on_conflict_do_nothing())
+
+
+def save_bytes(session, store: BlobStore, data: bytes, media_type: str | None = None) -> tuple[str, int]:
+    """Write `data` to the blob store and register it in the caller's transaction: (sha256, size)."""
+    sha, size = store.put_bytes(data)
+    register_blob(session, sha, size, media_type)
+    return sha, size

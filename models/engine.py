@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import orjson
 from sqlalchemy import text
@@ -41,21 +41,8 @@ class ApplyResult:
     max_version: int | None = None
 
 
+# hook(session, tenant_id, namespace, origin, job_id), run inside the apply transaction after the merge.
 AfterApply = Callable[[Session, str, str, "str | None", object], None]
-_after_apply: list[tuple[AfterApply, str | None]] = []
-
-
-def register_after_apply(hook: AfterApply, namespace: str | None = None) -> None:
-    """Run `hook(session, tenant_id, namespace, origin, job_id)` inside every apply transaction (of
-    `namespace` only, when given), after the merge. The temp table `fs_applied(record_key, record_type,
-    version, deleted, data, meta, old_data, inserted)` then holds the rows this chunk changed (so fan-out
-    can be one INSERT … SELECT); it is filled only when some hook will read it."""
-    if (hook, namespace) not in _after_apply:
-        _after_apply.append((hook, namespace))
-
-
-def _hooks_for(namespace: str) -> list[AfterApply]:
-    return [hook for hook, ns in _after_apply if ns is None or ns == namespace]
 
 
 def _dumps(value) -> str:
@@ -189,10 +176,14 @@ SELECT s.position, s.record_key, up.version AS new_version, old.version AS old_v
 
 def apply_chunk(session: Session, *, tenant_id: str, namespace: str, records: list[Incoming],
                 actor: str | None = None, origin: str | None = None, transmission: str | None = None,
-                job_id=None, client_since: int | None = None) -> ApplyResult:
+                job_id=None, client_since: int | None = None, hooks: Sequence[AfterApply] = ()) -> ApplyResult:
     """Upsert a chunk in one statement. The caller commits (that releases the counter lock).
     `client_since`: the version the client last pulled, when the dialect knows it; a record changed on
-    the server after it by someone else is a conflict (last writer wins; the loser is kept)."""
+    the server after it by someone else is a conflict (last writer wins; the loser is kept).
+    `hooks`: the namespace's after-apply hooks (models.dialects.after_apply_hooks). While they run, the
+    temp table `fs_applied(record_key, record_type, version, deleted, data, meta, old_data, inserted)`
+    holds the rows this chunk changed (so fan-out can be one INSERT … SELECT); it is filled only when
+    there are hooks to read it."""
     result = ApplyResult()
     if not records:
         return result
@@ -200,7 +191,6 @@ def apply_chunk(session: Session, *, tenant_id: str, namespace: str, records: li
     ensure_counter(session, tenant_id)
     base = session.execute(text("SELECT value FROM sync_counters WHERE tenant_id = :t FOR UPDATE"),
                            {"t": tenant_id}).scalar_one()
-    hooks = _hooks_for(namespace)
     merge = _MERGE.replace("{applied}", _APPLIED_CTE if hooks else "")
     rows = session.execute(text(merge), {
         "tenant": tenant_id, "ns": namespace, "origin": origin, "actor": actor, "base": base,

@@ -9,6 +9,7 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from models.kinds import JobKind
 from models.tables import Job, JobRecordError
 
 ERROR_TEXT_CAP = 4000
@@ -27,7 +28,7 @@ class Claimed:
     created_by: str | None
 
 
-def create_job(session: Session, *, tenant_id: str, kind: str, queue: str, params: dict | None = None,
+def create_job(session: Session, *, tenant_id: str, kind: JobKind, params: dict | None = None,
                idempotency_key: str | None = None, payload_hash: str | None = None,
                blob_sha256: str | None = None, created_by: str | None = None, max_attempts: int = 5,
                progress_total: int | None = None, parent_id: uuid.UUID | None = None) -> tuple[Job, bool]:
@@ -35,7 +36,7 @@ def create_job(session: Session, *, tenant_id: str, kind: str, queue: str, param
     Returns (job, created)."""
     job_id = uuid.uuid4()
     stmt = pg_insert(Job).values(
-        id=job_id, tenant_id=tenant_id, kind=kind, queue=queue, params=params or {},
+        id=job_id, tenant_id=tenant_id, kind=kind.name, queue=kind.queue, params=params or {},
         idempotency_key=idempotency_key, payload_hash=payload_hash, blob_sha256=blob_sha256,
         created_by=created_by, max_attempts=max_attempts, progress_total=progress_total,
         parent_id=parent_id, enqueued_at=text("now()"),
@@ -46,7 +47,7 @@ def create_job(session: Session, *, tenant_id: str, kind: str, queue: str, param
     if inserted is not None:
         return session.get(Job, inserted), True
     existing = session.execute(
-        select(Job).where(Job.tenant_id == tenant_id, Job.kind == kind, Job.idempotency_key == idempotency_key)
+        select(Job).where(Job.tenant_id == tenant_id, Job.kind == kind.name, Job.idempotency_key == idempotency_key)
     ).scalar_one()
     return existing, False
 
@@ -176,6 +177,12 @@ def record_errors(session: Session, job_id, errors: list[dict]) -> None:
              "record": _cap(e.get("record"), 8000), "severity": e.get("severity", "error")} for e in errors]
     session.execute(pg_insert(JobRecordError).values(rows).on_conflict_do_nothing(
         index_elements=["job_id", "position", "code"]))
+
+
+def first_errors(session: Session, job_id, limit: int) -> list[JobRecordError]:
+    """The job's first `limit` per-record errors and warnings, in input order."""
+    return list(session.execute(select(JobRecordError).where(JobRecordError.job_id == job_id)
+                                .order_by(JobRecordError.position, JobRecordError.id).limit(limit)).scalars())
 
 
 def _cap(value, limit):

@@ -5,7 +5,7 @@ import hashlib
 import uuid
 
 import bcrypt
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -16,6 +16,10 @@ DEFAULT_TENANT = "default"
 
 class UserExists(Exception):
     pass
+
+
+class LastSystemAdmin(Exception):
+    """Deleting this user would leave the server without a system admin."""
 
 
 def _prehash(password: str) -> bytes:
@@ -79,6 +83,16 @@ def list_users(session: Session, tenant_id: str | None = None) -> list[User]:
 
 
 def delete_user(session: Session, username: str, tenant_id: str | None = None) -> bool:
+    """Delete a user; False when there is none (in that tenant). Raises LastSystemAdmin rather than
+    delete the only system admin left."""
+    # Serialise deletions that could race to remove the last two system admins at once.
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext('fieldsync:system-admins'))"))
+    target = get_by_username(session, username)
+    if target is not None and target.is_system:
+        others = session.execute(select(func.count()).select_from(User).where(
+            User.is_system.is_(True), User.role == "admin", User.id != target.id)).scalar_one()
+        if others == 0:
+            raise LastSystemAdmin(username)
     stmt = delete(User).where(User.username == username)
     if tenant_id is not None:
         stmt = stmt.where(User.tenant_id == tenant_id)
@@ -86,7 +100,6 @@ def delete_user(session: Session, username: str, tenant_id: str | None = None) -
 
 
 def set_password(session: Session, user: User, password: str, rounds: int = 12) -> None:
-    from sqlalchemy import func
     user.password_hash = hash_password(password, rounds)
     user.updated_at = func.now()
     session.flush()

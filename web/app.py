@@ -8,8 +8,12 @@ from sqlalchemy.orm import sessionmaker
 from config.settings import Settings
 from models.blobs import BlobStore
 from models.db import make_engine, make_session_factory
+from models.dialects import after_apply_hooks
 from web import auth, db
+from web.dialects import register_all
 from web.errors import install_error_handlers
+from web.ops.health import bp as health_bp
+from web.ops.jobs import bp as jobs_bp
 
 
 def create_app(settings: Settings, *, session_factory: sessionmaker | None = None, celery_app=None,
@@ -38,16 +42,15 @@ def create_app(settings: Settings, *, session_factory: sessionmaker | None = Non
 
     app.extensions["fieldsync_redis"] = get_redis
     app.extensions["fieldsync_blobs"] = BlobStore(settings.blob_dir)
+    # the engine's after-apply hooks, for the few writes a view makes itself (mSupply's name_store_join)
+    app.extensions["fieldsync_hooks"] = after_apply_hooks(settings)
 
     install_error_handlers(app)
     auth.install(app, settings)
 
-    from web.ops.health import bp as health_bp
-    from web.ops.jobs import bp as jobs_bp
     app.register_blueprint(health_bp)
     app.register_blueprint(jobs_bp)
-    from web.dialects import register_all
-    register_all(app)
+    register_all(app, settings.dialects)
 
     @app.after_request
     def _cors(response):
@@ -63,6 +66,3 @@ def create_app(settings: Settings, *, session_factory: sessionmaker | None = Non
 
     return app
 
-
-def celery_of(app: Flask):
-    return app.extensions["fieldsync_celery"]

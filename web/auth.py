@@ -13,6 +13,7 @@ from flask_jwt_extended import (
 )
 from sqlalchemy import select
 
+from models.ids import parse_uuid
 from models.tables import ROLES, RefreshFamily, User
 from models.users import tenant_covers
 from web import db
@@ -77,11 +78,8 @@ def install(app: Flask, settings) -> None:
 
     @jwt.user_lookup_loader
     def _lookup(header, payload):
-        try:
-            user_id = uuid.UUID(str(payload["sub"]))
-        except (KeyError, ValueError):
-            return None
-        return db.session().get(User, user_id)
+        user_id = parse_uuid(payload.get("sub"))
+        return db.session().get(User, user_id) if user_id is not None else None
 
 
 def issue_tokens(session, user: User, family: str | None = None) -> dict:
@@ -123,7 +121,8 @@ def rotate_refresh(session, refresh_token: str) -> dict:
         fam.revoked = True  # reuse of a rotated token: someone else holds the family; end it
         session.commit()
         raise Unauthorized("the refresh token was already used; please log in again")
-    user = session.get(User, uuid.UUID(payload["sub"]))
+    user_id = parse_uuid(payload.get("sub"))
+    user = session.get(User, user_id) if user_id is not None else None
     if user is None:
         raise Unauthorized("the token's user no longer exists")
     return issue_tokens(session, user, family=fam.family)
@@ -181,10 +180,8 @@ def principal_from_token(token: str) -> Principal:
         raise Unauthorized("the token is invalid or expired") from None
     if payload.get("type") != "access":
         raise Unauthorized("an access token is required")
-    try:
-        user = db.session().get(User, uuid.UUID(str(payload.get("sub"))))
-    except ValueError:
-        user = None
+    user_id = parse_uuid(payload.get("sub"))
+    user = db.session().get(User, user_id) if user_id is not None else None
     if user is None:
         raise Unauthorized("the token's user no longer exists")
     g.principal = _principal_of(user)

@@ -3,34 +3,16 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import click
 
 from config import load_settings
 from config.logging import configure_logging
 from config.settings import ALL_QUEUES
-
-
-def _settings(data_dir: str | None = None, need_urls: bool = True):
-    """Settings from the environment; without DATABASE_URL/REDIS_URL, the URLs of a running embedded
-    `fieldsync serve` on the same data directory are used."""
-    settings = load_settings()
-    if data_dir:
-        settings = settings.replace(data_dir=Path(data_dir))
-    if need_urls and (settings.database_url is None or settings.redis_url is None):
-        from web.embedded import read_runtime_file
-        info = read_runtime_file(settings.data_dir) or {}
-        settings = settings.replace(database_url=settings.database_url or info.get("database_url"),
-                                    redis_url=settings.redis_url or info.get("redis_url"))
-        if settings.database_url is None:
-            raise click.ClickException("set DATABASE_URL, or start `fieldsync serve` on this data directory first")
-    return settings
-
-
-def _sessions(settings):
-    from models.db import make_engine, make_session_factory
-    return make_session_factory(make_engine(settings.database_url, pool_size=1))
+from models.ids import parse_uuid
+from web.clitools import cli_sessions as _sessions
+from web.clitools import cli_settings as _settings
+from web.dialects import cli_groups
 
 
 @click.group()
@@ -133,10 +115,13 @@ def user_list(tenant):
 @click.argument("username")
 def user_delete(username):
     from models.db import session_scope
-    from models.users import delete_user
-    with session_scope(_sessions(_settings())) as session:
-        if not delete_user(session, username):
-            raise click.ClickException(f"no user {username!r}")
+    from models.users import LastSystemAdmin, delete_user
+    try:
+        with session_scope(_sessions(_settings())) as session:
+            if not delete_user(session, username):
+                raise click.ClickException(f"no user {username!r}")
+    except LastSystemAdmin:
+        raise click.ClickException(f"{username!r} is the last system admin; create another one first") from None
     click.echo(f"deleted {username}")
 
 
@@ -183,15 +168,12 @@ def jobs_list(status, limit):
 @click.option("--interval", default=0.5, show_default=True)
 def jobs_watch(job_id, interval):
     """Show a live progress bar until the job ends."""
-    import uuid
-
     from models.db import session_scope
     from models.tables import TERMINAL_STATUSES, Job
     sessions = _sessions(_settings())
-    try:
-        parsed = uuid.UUID(job_id)
-    except ValueError:
-        raise click.ClickException("not a job id") from None
+    parsed = parse_uuid(job_id)
+    if parsed is None:
+        raise click.ClickException("not a job id")
     while True:
         with session_scope(sessions) as session:
             job = session.get(Job, parsed)
@@ -217,6 +199,7 @@ def jobs_watch(job_id, interval):
 def jobs_probe(queue, steps, tenant):
     """Send a probe job through a queue (checks that its worker is alive); prints the job id."""
     from models.db import session_scope
+    from models.kinds import PROBES
     from models.users import ensure_tenant
     from workers.api import submit_job
     from workers.app import make_celery
@@ -224,20 +207,14 @@ def jobs_probe(queue, steps, tenant):
     app = make_celery(settings)
     with session_scope(_sessions(settings)) as session:
         ensure_tenant(session, tenant)
-        job, _ = submit_job(session, app, tenant_id=tenant, kind=f"probe.{queue}",
+        job, _ = submit_job(session, app, tenant_id=tenant, kind=PROBES[queue],
                             params={"steps": steps, "sleep": 0.2})
         job_id = job.id
     click.echo(str(job_id))
 
 
-def _register_dialect_commands() -> None:
-    from web.digit.cli import forms
-    from web.msupply.cli import site
-    main.add_command(site)
-    main.add_command(forms)
-
-
-_register_dialect_commands()
+for _group in cli_groups(load_settings().dialects):
+    main.add_command(_group)
 
 if __name__ == "__main__":
     main()

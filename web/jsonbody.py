@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from flask import request
 
-from web.errors import MalformedJson, TooDeep, UnsupportedMediaType
+from web.errors import BadRequest, MalformedJson, TooDeep, UnsupportedMediaType
 from workers.jsonsafe import BadConstant, JsonError, loads as _loads
 
-__all__ = ["BadConstant", "is_json_mimetype", "loads", "read_json"]
+__all__ = ["BadConstant", "is_json_mimetype", "loads", "read_json", "read_json_object"]
 
 
 def is_json_mimetype(mimetype: str) -> bool:
@@ -31,3 +31,11 @@ def read_json(*, required: bool = True):
             raise MalformedJson("the request body is empty; a JSON document is required")
         return None
     return loads(raw)
+
+
+def read_json_object(message: str = "the body must be a JSON object", **error) -> dict:
+    """read_json() for endpoints that take an object; anything else is a 400 with `message`."""
+    body = read_json()
+    if not isinstance(body, dict):
+        raise BadRequest(message, **error)
+    return body

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from config.celery import TASK_FOR_QUEUE
 from models import jobs
-from workers.registry import queue_for
+from models.kinds import JobKind
 
 log = logging.getLogger(__name__)
 
@@ -18,13 +18,12 @@ _PENDING_KEY = "fieldsync_pending_enqueue"
 _LISTENING_KEY = "fieldsync_enqueue_listening"
 
 
-def submit_job(session: Session, celery_app, *, tenant_id: str, kind: str, **fields):
-    """Create (or find, by idempotency key) a job; enqueue it after commit when it is new.
-    Returns (job, created)."""
-    queue = queue_for(kind)
-    job, created = jobs.create_job(session, tenant_id=tenant_id, kind=kind, queue=queue, **fields)
+def submit_job(session: Session, celery_app, *, tenant_id: str, kind: JobKind, **fields):
+    """Create (or find, by idempotency key) a job of `kind` (a models.kinds.JobKind constant); enqueue it
+    on the kind's queue after commit when it is new. Returns (job, created)."""
+    job, created = jobs.create_job(session, tenant_id=tenant_id, kind=kind, **fields)
     if created:
-        enqueue_after_commit(session, celery_app, job.id, queue)
+        enqueue_after_commit(session, celery_app, job.id, kind.queue)
     return job, created
 
 

@@ -7,7 +7,10 @@ from celery import Celery
 
 from config.celery import TASK_FOR_QUEUE, TASK_SWEEP, celery_config
 from config.settings import Settings
+from workers.errors import TransientError
+from workers.runner import run_job
 from workers.runtime import Runtime
+from workers.sweeper import sweep_once
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +27,6 @@ def make_celery(settings: Settings, runtime: Runtime | None = None) -> Celery:
 
 
 def _register_tasks(app: Celery) -> None:
-    from workers.runner import TransientError, run_job
-    from workers.sweeper import sweep_once
-
     def make_job_task(task_name: str):
         @app.task(name=task_name, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=8)
         def job_task(self, job_id: str):

@@ -51,7 +51,7 @@ def run_apply(ctx, items: Iterable[Incoming | Rejected], *, namespace: str, orig
         with ctx.session() as session:
             result = apply_chunk(session, tenant_id=ctx.job.tenant_id, namespace=namespace, records=pending,
                                  actor=ctx.job.created_by, origin=origin, transmission=transmission,
-                                 job_id=ctx.job.id, client_since=client_since)
+                                 job_id=ctx.job.id, client_since=client_since, hooks=ctx.hooks(namespace))
             jobs.record_errors(session, ctx.job.id, [r.as_error() for r in rejected])
             if on_chunk is not None:
                 on_chunk(session, pending, result, rejected)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from config.settings import QUEUE_INDEX
-from workers.registry import job_kind
-
-KIND = "engine.index"
+from models.kinds import INDEX
+from workers.api import submit_job
 
 
 def submit_index(session, ctx, *, namespace: str) -> None:
     """Queue the index job for ctx's job (once: keyed by the source job id)."""
-    from workers.api import submit_job
-    submit_job(session, ctx.runtime.celery_app, tenant_id=ctx.job.tenant_id, kind=KIND,
+    submit_job(session, ctx.runtime.celery_app, tenant_id=ctx.job.tenant_id, kind=INDEX,
                idempotency_key=str(ctx.job.id), params={"source_job": str(ctx.job.id), "namespace": namespace},
                parent_id=ctx.job.id)
 
@@ -69,9 +66,12 @@ def refresh(session, tenant_id: str, namespace: str, source_job: str) -> dict:
     return {"documents": docs, "types": types}
 
 
-@job_kind(KIND, queue=QUEUE_INDEX)
 def run_index(ctx):
     with ctx.session() as session:
         result = refresh(session, ctx.job.tenant_id, ctx.job.params["namespace"], ctx.job.params["source_job"])
         ctx.progress(session, done=1, total=1, checkpoint=1, counts=result)
     return result
+
+
+def register(registry, settings) -> None:
+    registry.add(INDEX, run_index)

@@ -1,44 +1,35 @@
-"""Job kinds: each kind names its queue and the pipeline function that runs it."""
+"""The job kinds a worker can run: each kind (a models.kinds.JobKind constant) maps to the pipeline
+function that runs it. Built once per process by workers.dialects.build_registry."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
-from config.settings import QUEUE_INGEST
+from models.kinds import JobKind
+
+Pipeline = Callable  # run(ctx: JobContext) -> dict | None (the result stored on the job)
 
 
 @dataclass(frozen=True)
-class JobKind:
-    name: str
-    queue: str
-    run: Callable  # run(ctx: JobContext) -> dict | None (result stored on the job)
+class Registered:
+    kind: JobKind
+    run: Pipeline
 
 
-_KINDS: dict[str, JobKind] = {}
+class Registry:
+    def __init__(self):
+        self._kinds: dict[str, Registered] = {}
 
+    def add(self, kind: JobKind, run: Pipeline) -> None:
+        if kind.name in self._kinds and self._kinds[kind.name].run is not run:
+            raise ValueError(f"job kind {kind.name!r} is registered twice")
+        self._kinds[kind.name] = Registered(kind=kind, run=run)
 
-def job_kind(name: str, queue: str = QUEUE_INGEST):
-    def register(fn):
-        _KINDS[name] = JobKind(name=name, queue=queue, run=fn)
-        return fn
-    return register
+    def get(self, name: str) -> Registered | None:
+        return self._kinds.get(name)
 
+    def kinds(self) -> list[JobKind]:
+        return [entry.kind for entry in self._kinds.values()]
 
-def get_kind(name: str) -> JobKind | None:
-    load_all()
-    return _KINDS.get(name)
-
-
-def queue_for(name: str) -> str:
-    kind = get_kind(name)
-    if kind is None:
-        raise KeyError(f"unknown job kind {name!r}")
-    return kind.queue
-
-
-def load_all() -> None:
-    """Import every module that registers job kinds (kept in one list so the worker knows them all)."""
-    import workers.builtin_jobs  # noqa: F401
-    import workers.sync_jobs  # noqa: F401
-    import workers.msupply_jobs  # noqa: F401
-    import workers.digit_jobs  # noqa: F401
+    def queues(self) -> set[str]:
+        return {entry.kind.queue for entry in self._kinds.values()}

@@ -3,6 +3,7 @@ Every delivery of the same job id goes through claim(), so duplicates and redeli
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,8 +14,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from config.logging import current_job_id
 from models import jobs
 from models.db import session_scope
+from models.ids import parse_uuid
+from models.tables import TERMINAL_STATUSES, Job
 from workers import doorbell
-from workers.registry import get_kind
+from workers.errors import JobFailed, JobLost, TransientError
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -22,23 +25,6 @@ log = logging.getLogger(__name__)
 TRANSIENT_PGCODES = {errorcodes.SERIALIZATION_FAILURE, errorcodes.DEADLOCK_DETECTED,
                      errorcodes.LOCK_NOT_AVAILABLE, errorcodes.QUERY_CANCELED,
                      errorcodes.ADMIN_SHUTDOWN, errorcodes.CANNOT_CONNECT_NOW}
-
-
-class JobFailed(Exception):
-    """A final failure: invalid input or a broken payload. Recorded on the job, never retried."""
-
-    def __init__(self, code: str, detail: str):
-        super().__init__(f"{code}: {detail}")
-        self.code = code
-        self.detail = detail
-
-
-class JobLost(Exception):
-    """The job is no longer ours (cancelled, or reclaimed after our lease ran out)."""
-
-
-class TransientError(Exception):
-    """Worth another try later (database restarting, deadlock, connection cut)."""
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -74,6 +60,29 @@ class JobContext:
         if not ok:
             raise JobLost(f"job {self.job.id} is no longer running here")
 
+    def hooks(self, namespace: str) -> list:
+        """The engine's after-apply hooks for `namespace` (pass them to apply_chunk)."""
+        return self.runtime.hooks_for(namespace)
+
+    def renew(self) -> None:
+        """Extend the lease now, in its own transaction. Raises JobLost when the job is no longer ours."""
+        with self.session() as session:
+            if not jobs.renew(session, self.job.id, self.settings.job_lease_seconds):
+                raise JobLost(f"job {self.job.id} is no longer running here")
+
+    def heartbeat(self):
+        """A function to call often during a long step without commits (a scan, say): it renews the lease
+        at most every third of the lease time."""
+        every = max(1.0, self.settings.job_lease_seconds / 3)
+        last = [time.monotonic()]
+
+        def tick() -> None:
+            now = time.monotonic()
+            if now - last[0] >= every:
+                last[0] = now
+                self.renew()
+        return tick
+
 
 def run_job(runtime: Runtime, job_id: str) -> str:
     """Returns how the delivery ended: 'completed', 'failed', 'skipped' or raises TransientError."""
@@ -85,7 +94,7 @@ def run_job(runtime: Runtime, job_id: str) -> str:
             log.info("job not claimable (finished, running elsewhere or unknown); delivery dropped")
             _ring_if_terminal(runtime, job_id)
             return "skipped"
-        kind = get_kind(claimed.kind)
+        kind = runtime.registry.get(claimed.kind)
         ctx = JobContext(runtime=runtime, job=claimed, counts=dict(claimed.counts or {}))
         if kind is None:
             _end_failed(runtime, job_id, "unknown_kind", f"no pipeline for job kind {claimed.kind!r}")
@@ -126,17 +135,8 @@ def _end_failed(runtime: Runtime, job_id, code: str, detail: str) -> None:
 
 
 def _ring_if_terminal(runtime: Runtime, job_id) -> None:
-    from models.tables import TERMINAL_STATUSES, Job
+    parsed = parse_uuid(str(job_id))
     with session_scope(runtime.sessions()) as session:
-        job = session.get(Job, job_id) if _is_uuid(job_id) else None
+        job = session.get(Job, parsed) if parsed is not None else None
         if job is not None and job.status in TERMINAL_STATUSES:
             doorbell.ring(runtime.redis_client(), job_id)
-
-
-def _is_uuid(value) -> bool:
-    import uuid
-    try:
-        uuid.UUID(str(value))
-        return True
-    except ValueError:
-        return False

@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from models.blobs import BlobStore
 from models.db import make_engine, make_session_factory
+from models.dialects import after_apply_hooks
+from workers.dialects import build_registry
 
 
 class Runtime:
@@ -39,6 +41,19 @@ class Runtime:
     @cached_property
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+
+    @cached_property
+    def registry(self):
+        """The job kinds this worker runs (built on first use: a web process that only sends never does)."""
+        return build_registry(self.settings)
+
+    @cached_property
+    def hooks(self) -> dict:
+        """{namespace: [after-apply hook, …]} of the served dialects."""
+        return after_apply_hooks(self.settings)
+
+    def hooks_for(self, namespace: str) -> list:
+        return self.hooks.get(namespace, [])
 
     @cached_property
     def blobs(self) -> BlobStore:

@@ -8,6 +8,7 @@ import time
 from models import jobs
 from models.db import session_scope
 from workers import api
+from workers.schedule import run_due
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,6 @@ def sweep_once(runtime, celery_app) -> dict:
 
 def run_scheduler(runtime, celery_app, *, stop=lambda: False) -> None:
     """The `beat` process: sweep every interval, and run the periodic maintenance jobs."""
-    from workers.schedule import run_due
     interval = runtime.settings.sweep_interval_seconds
     next_sweep = 0.0
     while not stop():

@@ -2,11 +2,9 @@
 from alembic import context
 
 from models.base import Base
-import models.tables  # noqa: F401  (register tables)
-import models.records  # noqa: F401
-import models.digit  # noqa: F401
-import models.msupply  # noqa: F401
+from models.dialects import load_tables
 
+load_tables()
 config = context.config
 connection = config.attributes["connection"]
 context.configure(connection=connection, target_metadata=Base.metadata, compare_type=True)

@@ -39,3 +39,20 @@ def test_celery_config_is_safe_for_redelivery():
     assert conf["broker_transport_options"]["visibility_timeout"] > conf["task_time_limit"]
     assert {q.name for q in conf["task_queues"]} == set(ALL_QUEUES)
     assert {route["queue"] for route in TASK_ROUTES.values()} == set(ALL_QUEUES)
+
+
+def test_each_dialects_options_come_from_its_prefix():
+    from config.settings import DIALECTS
+    settings = load_settings({"MSUPPLY_ROUTING_FILE": "/etc/routing.json", "MSUPPLY_V1_MAP_FILE": "",
+                              "DIGIT_SOMETHING": "x", "UNRELATED": "y"})
+    assert settings.dialects == DIALECTS
+    assert settings.option("msupply", "routing_file") == "/etc/routing.json"
+    assert settings.option("msupply", "v1_map_file") is None  # empty means unset
+    assert settings.option("digit", "something") == "x"
+    assert settings.option("synkronus", "anything", "default") == "default"
+
+
+def test_a_deployment_may_serve_fewer_dialects_but_not_unknown_ones():
+    assert load_settings({"FIELDSYNC_DIALECTS": "synkronus, digit"}).dialects == ("synkronus", "digit")
+    with pytest.raises(ValueError, match="unknown dialects: nosuch"):
+        load_settings({"FIELDSYNC_DIALECTS": "synkronus,nosuch"})

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from models import msupply
+from models.msupply import store as msupply
 from models.db import session_scope
 from models.engine import Incoming, apply_chunk
 from models.tables import Job

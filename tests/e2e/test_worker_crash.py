@@ -9,6 +9,7 @@ from models.users import ensure_tenant
 from tests.conftest import WorkerProcess, wait_for
 from workers.api import submit_job
 from workers.sweeper import sweep_once
+from models.kinds import PROBES
 
 
 def _status(real_sessions, job_id):
@@ -24,7 +25,7 @@ def test_job_of_a_killed_worker_is_reclaimed_and_completed_once(settings, engine
     try:
         with session_scope(real_sessions) as s:
             ensure_tenant(s, "default")
-            job, _ = submit_job(s, celery_app, tenant_id="default", kind="probe.maintenance",
+            job, _ = submit_job(s, celery_app, tenant_id="default", kind=PROBES["maintenance"],
                                 params={"steps": 6, "sleep": 0.5})
         wait_for(lambda: _status(real_sessions, job.id)[3] >= 2, 30, message=victim.tail())
         os.killpg(victim.proc.pid, signal.SIGKILL)

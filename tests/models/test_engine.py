@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import text
 
 from models.engine import Incoming, apply_chunk, changes_since, current_version, get_record
+from models.kinds import PROBES
 
 
 def rec(pos, key, data, **kw):
@@ -124,7 +125,7 @@ def test_index_refresh_counts_by_deltas_and_is_idempotent(db_session):
     ensure_tenant(db_session, t)
 
     def job():
-        j, _ = jobs.create_job(db_session, tenant_id=t, kind="probe.ingest", queue="ingest")
+        j, _ = jobs.create_job(db_session, tenant_id=t, kind=PROBES["ingest"])
         db_session.flush()
         return j.id
 

@@ -5,11 +5,12 @@ from sqlalchemy import text
 from models import jobs
 from models.tables import JobRecordError
 from models.users import ensure_tenant
+from models.kinds import PROBES
 
 
 def _new(session, **kw):
     ensure_tenant(session, "default")
-    job, created = jobs.create_job(session, tenant_id="default", kind="probe.ingest", queue="ingest", **kw)
+    job, created = jobs.create_job(session, tenant_id="default", kind=PROBES["ingest"], **kw)
     session.flush()
     return job, created
 

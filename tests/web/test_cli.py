@@ -8,6 +8,7 @@ from models import jobs
 from models.db import session_scope
 from models.users import ensure_tenant
 from web.cli import main
+from models.kinds import PROBES
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def test_user_lifecycle(run):
 def test_jobs_list_and_watch(run, real_sessions):
     with session_scope(real_sessions) as s:
         ensure_tenant(s, "default")
-        job, _ = jobs.create_job(s, tenant_id="default", kind="probe.ingest", queue="ingest")
+        job, _ = jobs.create_job(s, tenant_id="default", kind=PROBES["ingest"])
         s.flush()
         jobs.claim(s, job.id, 60)
         jobs.progress(s, job.id, done=3, total=4)

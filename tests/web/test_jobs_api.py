@@ -2,11 +2,12 @@
 from models import jobs
 from models.users import ensure_tenant
 from tests.factories import bearer, make_user
+from models.kinds import PROBES
 
 
 def _job(session, tenant):
     ensure_tenant(session, tenant)
-    job, _ = jobs.create_job(session, tenant_id=tenant, kind="probe.ingest", queue="ingest")
+    job, _ = jobs.create_job(session, tenant_id=tenant, kind=PROBES["ingest"])
     session.flush()
     jobs.claim(session, job.id, 60)
     jobs.progress(session, job.id, done=25, total=100, counts={"accepted": 20, "rejected": 5})

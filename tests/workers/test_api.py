@@ -1,11 +1,12 @@
 """Commit, then enqueue: a rolled-back transaction sends nothing; a committed one sends once."""
 from models.users import ensure_tenant
+from models.kinds import PROBES
 from workers.api import submit_job
 
 
 def test_rolled_back_transaction_enqueues_nothing(db_session, broker):
     ensure_tenant(db_session, "default")
-    submit_job(db_session, broker, tenant_id="default", kind="probe.ingest")
+    submit_job(db_session, broker, tenant_id="default", kind=PROBES["ingest"])
     assert broker.sent == []
     db_session.rollback()
     assert broker.sent == []
@@ -15,12 +16,12 @@ def test_rolled_back_transaction_enqueues_nothing(db_session, broker):
 
 def test_committed_job_is_sent_once_after_commit(db_session, broker):
     ensure_tenant(db_session, "default")
-    job, created = submit_job(db_session, broker, tenant_id="default", kind="probe.exports",
+    job, created = submit_job(db_session, broker, tenant_id="default", kind=PROBES["exports"],
                               idempotency_key="k1")
     assert created and broker.sent == []
     db_session.commit()
     assert broker.sent == [("exports.run_job", [str(job.id)], "exports")]
-    again, created = submit_job(db_session, broker, tenant_id="default", kind="probe.exports", idempotency_key="k1")
+    again, created = submit_job(db_session, broker, tenant_id="default", kind=PROBES["exports"], idempotency_key="k1")
     db_session.commit()
     assert not created and again.id == job.id
     assert len(broker.sent) == 1
@@ -32,7 +33,7 @@ def test_failed_send_leaves_the_job_queued(db_session):
             raise ConnectionError("redis down")
 
     ensure_tenant(db_session, "default")
-    job, _ = submit_job(db_session, DeadBroker(), tenant_id="default", kind="probe.ingest")
+    job, _ = submit_job(db_session, DeadBroker(), tenant_id="default", kind=PROBES["ingest"])
     db_session.commit()  # must not raise: the sweeper sends it later
     db_session.refresh(job)
     assert job.status == "QUEUED"
@@ -45,12 +46,14 @@ def test_stale_statistics_are_refreshed(engine):
 
     from workers.schedule import analyze_stale_tables
     table = f"stats_probe_{uuid.uuid4().hex[:8]}"
-    with engine.begin() as conn:
+    with engine.connect() as conn:
         conn.execute(text(f"CREATE TABLE {table} (n int)"))
         conn.execute(text(f"INSERT INTO {table} SELECT generate_series(1, 5000)"))
+        conn.commit()
+        # the backend that wrote must flush its counters (another pooled connection's flush would not)
+        conn.execute(text("SELECT pg_stat_force_next_flush()"))
+        conn.commit()
     try:
-        with engine.begin() as conn:
-            conn.execute(text("SELECT pg_stat_force_next_flush()"))
         from sqlalchemy.orm import Session
         with Session(engine) as session:
             session.execute(text("SELECT pg_stat_clear_snapshot()"))

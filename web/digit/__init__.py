@@ -3,12 +3,13 @@ three sync endpoints, and the admin forms API. The dialect's blueprints answer e
 the admin API, being fieldsync's own, keeps fieldsync's."""
 from __future__ import annotations
 
+from web.digit import admin_forms, filestore, uploads, views
+from web.digit.envelope import render_error
+from web.errors import register_renderer
+
 
 def register(app) -> None:
-    from web.digit import admin_forms, filestore, sync, uploads
-    from web.digit.envelope import render_error
-    from web.errors import register_renderer
-    for blueprint in (filestore.bp, uploads.bp, sync.bp):
+    for blueprint in (filestore.bp, uploads.bp, views.bp):
         app.register_blueprint(blueprint)
         register_renderer(app, blueprint.name, render_error)
     app.register_blueprint(admin_forms.bp)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from models import digit
+from models.digit import store as digit
 from web import db
 from web.auth import check_tenant, current_principal, require
 from web.errors import BadRequest, Conflict
 from web.jsonbody import read_json
-from workers.digit_forms import form_problems, normalise_form
+from workers.digit import forms
 
 bp = Blueprint("digit_admin_forms", __name__)
 
@@ -23,12 +23,11 @@ def form_row(row: digit.DigitForm) -> dict:
 
 
 def publish(session, body, created_by: str | None) -> digit.DigitForm:
-    """Check and store one form; raises BadRequest / Conflict (shared by the API and the CLI)."""
-    problems = form_problems(body)
-    if problems:
-        raise BadRequest("the form is not valid: " + "; ".join(problems), problems=problems)
+    """workers.digit.forms.publish, its refusals as fieldsync API errors (the API and the CLI use it)."""
     try:
-        return digit.publish_form(session, normalise_form(body), created_by=created_by)
+        return forms.publish(session, body, created_by)
+    except forms.FormRejected as exc:
+        raise BadRequest(str(exc), code="invalid_form", problems=exc.problems) from None
     except digit.VersionNotNewer as exc:
         raise Conflict(f"version {body['version']} of {body['schema']} for campaign {body['campaignId']} is not "
                        f"newer than the published version {exc.latest}", latest_version=exc.latest) from None

@@ -6,31 +6,33 @@ import json
 
 import click
 
+from models.digit.store import VersionNotNewer
+from web.clitools import cli_session
+from workers.digit.forms import FormRejected, publish
 
-@click.group()
-def forms():
+
+@click.group("forms")
+def group():
     """Manage DIGIT campaign forms."""
 
 
-@forms.command("publish")
+@group.command("publish")
 @click.argument("file", type=click.File("rb"))
 def publish_cmd(file):
     """Publish the form(s) in FILE; a version not above the latest is refused."""
-    from models.db import session_scope
-    from web.cli import _sessions, _settings
-    from web.digit.admin_forms import publish
-    from web.errors import ApiError
     try:
         body = json.loads(file.read())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise click.ClickException(f"{file.name} is not valid JSON: {exc}") from None
     documents = body if isinstance(body, list) else [body]
-    sessions = _sessions(_settings())
     for document in documents:
         try:
-            with session_scope(sessions) as session:
+            with cli_session() as (_, session):
                 row = publish(session, document, created_by="cli")
                 label = f"{row.tenant_id}/{row.campaign_id}/{row.schema} v{row.version}"
-        except ApiError as err:
-            raise click.ClickException(err.message) from None
+        except FormRejected as exc:
+            raise click.ClickException(str(exc)) from None
+        except VersionNotNewer as exc:
+            raise click.ClickException(f"{document.get('schema')} v{document.get('version')} is not newer than "
+                                       f"the published version {exc.latest}") from None
         click.echo(f"published {label}")

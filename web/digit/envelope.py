@@ -15,10 +15,9 @@ import datetime as dt
 import time
 import uuid
 
-from flask import jsonify, request
+from flask import jsonify
 
-from web.auth import Principal, current_principal, principal_from_token
-from web.errors import ApiError, Forbidden, Unauthorized
+from web.errors import ApiError
 from web.jsonbody import read_json
 
 # §7.13: the unit of sync.createdAt / modifiedAt. 1 = epoch seconds; 1000 would be milliseconds.
@@ -118,23 +117,3 @@ def response_info(info: dict, status: str = "SUCCESSFUL") -> dict:
     msg_id = info.get("msgId")
     return {"apiId": info.get("apiId"), "ver": info.get("ver"), "ts": now_ms(),
             "resMsgId": msg_id if msg_id else str(uuid.uuid4()), "msgId": msg_id, "status": status}
-
-
-def authenticate(info: dict) -> Principal:
-    """The caller, from requestInfo.authToken (a fieldsync access token), or from a Bearer header."""
-    token = info.get("authToken")
-    if isinstance(token, str) and token.strip():
-        return principal_from_token(token.strip())
-    if request.headers.get("Authorization", "").lower().startswith("bearer "):
-        return current_principal()
-    raise Unauthorized("requestInfo.authToken is required")
-
-
-def require_writer(principal: Principal) -> None:
-    if principal.role == "read-only":
-        raise Forbidden("a read-only user may not submit data")
-
-
-def require_tenant(principal: Principal, tenant_id: str) -> None:
-    if not principal.may_act_in(tenant_id):
-        raise digit_error("INVALID_TENANT_ID", f"the caller may not act in tenant {tenant_id}")

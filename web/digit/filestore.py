@@ -9,16 +9,17 @@ import hashlib
 import hmac
 import re
 import time
-import uuid
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from flask import Blueprint, current_app, request, send_file
+from flask import Blueprint, request, send_file
 
-from models import digit
 from models.blobs import BlobTooLarge
-from web import db
+from models.digit import store as digit
+from models.ids import parse_uuid
+from web import context, db
 from web.auth import current_principal, require
-from web.digit.envelope import digit_error, require_tenant, require_writer
+from web.digit.auth import require_writer, tenant_in, tenant_param
+from web.digit.envelope import digit_error
 from web.errors import TooLarge, Unauthorized
 
 bp = Blueprint("digit_filestore", __name__)
@@ -28,12 +29,8 @@ _FILE_PATH = re.compile(r"(?:/[^?#]*)?/filestore/v1/files/([0-9a-fA-F-]{36})(?:/
 _QUERY_PATH = re.compile(r"(?:/[^?#]*)?/filestore/v1/files/(?:id|url)/?")
 
 
-def settings():
-    return current_app.config["FIELDSYNC_SETTINGS"]
-
-
-def blobs():
-    return current_app.extensions["fieldsync_blobs"]
+settings = context.settings
+blobs = context.blobs
 
 
 def base_url() -> str:
@@ -63,10 +60,9 @@ def file_id_from_reference(reference: str) -> str:
     """A filestore id from `sync.file`: the id itself, or a URL of this server's own filestore. Any
     other URL is refused: fieldsync never fetches from elsewhere."""
     reference = reference.strip()
-    try:
-        return str(uuid.UUID(reference))
-    except ValueError:
-        pass
+    direct = parse_uuid(reference)
+    if direct is not None:
+        return str(direct)
     parts = urlsplit(reference)
     refused = digit_error(
         "INVALID_FILE_URL", "sync.file must be a fileStoreId or a URL of this server's filestore "
@@ -82,11 +78,8 @@ def file_id_from_reference(reference: str) -> str:
     if _QUERY_PATH.fullmatch(parts.path):
         query = parse_qs(parts.query)
         ids = [i for v in query.get("fileStoreId", []) + query.get("fileStoreIds", []) for i in v.split(",") if i]
-        if len(ids) == 1:
-            try:
-                return str(uuid.UUID(ids[0]))
-            except ValueError:
-                pass
+        if len(ids) == 1 and parse_uuid(ids[0]) is not None:
+            return str(parse_uuid(ids[0]))
     raise refused
 
 
@@ -97,10 +90,7 @@ def upload():
     require_writer(principal)
     # The per-route cap: uploads may be larger than ordinary JSON bodies.
     request.max_content_length = settings().max_upload_bytes
-    tenant = (request.form.get("tenantId") or request.args.get("tenantId") or "").strip()
-    if not tenant:
-        raise digit_error("NotNull.tenantId", "tenantId is required")
-    require_tenant(principal, tenant)
+    tenant = tenant_in(principal, request.form.get("tenantId") or request.args.get("tenantId"))
     uploads = [f for name in request.files for f in request.files.getlist(name)]
     if not uploads:
         raise digit_error("EG_FILESTORE_INVALID_INPUT", "at least one file is required (multipart field 'file')")
@@ -123,9 +113,7 @@ def upload():
 @require()
 def urls():
     principal = current_principal()
-    tenant = (request.args.get("tenantId") or "").strip()
-    if not tenant:
-        raise digit_error("NotNull.tenantId", "tenantId is required")
+    tenant = tenant_param(request.args.get("tenantId"))
     ids = [i.strip() for v in request.args.getlist("fileStoreIds") for i in v.split(",") if i.strip()]
     if not ids:
         raise digit_error("NotNull.fileStoreIds", "fileStoreIds is required")
@@ -180,9 +168,7 @@ def download(file_id: str):
 def download_by_query():
     """DIGIT's own download route: ?tenantId=&fileStoreId=."""
     principal = current_principal()
-    tenant = (request.args.get("tenantId") or "").strip()
-    if not tenant:
-        raise digit_error("NotNull.tenantId", "tenantId is required")
+    tenant = tenant_param(request.args.get("tenantId"))
     row = digit.get_file(db.session(), request.args.get("fileStoreId", ""))
     if row is None or row.tenant_id != tenant or not principal.may_act_in(tenant):
         raise _not_found()

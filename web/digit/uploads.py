@@ -19,11 +19,13 @@ from flask import Blueprint, request
 from sqlalchemy import func
 from werkzeug.exceptions import ClientDisconnected
 
-from models import digit
 from models.blobs import BlobTooLarge
+from models.digit import store as digit
+from models.digit.tables import DigitUpload
 from web import db
 from web.auth import current_principal, require
-from web.digit.envelope import digit_error, require_tenant, require_writer
+from web.digit.auth import require_writer, tenant_in
+from web.digit.envelope import digit_error
 from web.digit.filestore import base_url, blobs, settings
 from web.errors import TooLarge
 from web.jsonbody import read_json
@@ -38,25 +40,25 @@ def part_dir() -> Path:
     return Path(settings().data_dir) / "digit-uploads"
 
 
-def part_path(upload: digit.DigitUpload) -> Path:
+def part_path(upload: DigitUpload) -> Path:
     return part_dir() / f"{upload.id}.part"
 
 
-def _view(upload: digit.DigitUpload) -> dict:
+def _view(upload: DigitUpload) -> dict:
     return {"uploadId": str(upload.id), "tenantId": upload.tenant_id, "offset": upload.received,
             "size": upload.declared_size, "status": upload.status, "filename": upload.filename,
             "fileStoreId": str(upload.file_id) if upload.file_id else None,
             "uploadUrl": f"{base_url()}/filestore/v1/uploads/{upload.id}"}
 
 
-def _headers(upload: digit.DigitUpload) -> dict:
+def _headers(upload: DigitUpload) -> dict:
     headers = {"Upload-Offset": str(upload.received), "Cache-Control": "no-store"}
     if upload.declared_size is not None:
         headers["Upload-Length"] = str(upload.declared_size)
     return headers
 
 
-def _load(upload_id: str, *, lock: bool) -> digit.DigitUpload:
+def _load(upload_id: str, *, lock: bool) -> DigitUpload:
     principal = current_principal()
     session = db.session()
     upload = digit.lock_upload(session, upload_id) if lock else digit.get_upload(session, upload_id)
@@ -73,16 +75,13 @@ def start():
     body = read_json(required=False) or {}
     if not isinstance(body, dict):
         raise digit_error("JsonMappingException", "the body must be a JSON object")
-    tenant = str(body.get("tenantId") or request.args.get("tenantId") or "").strip()
-    if not tenant:
-        raise digit_error("NotNull.tenantId", "tenantId is required")
-    require_tenant(principal, tenant)
+    tenant = tenant_in(principal, body.get("tenantId") or request.args.get("tenantId"))
     size = body.get("size")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
         raise digit_error("JsonMappingException", "size must be a non-negative integer (bytes)")
     if size is not None and size > settings().max_upload_bytes:
         raise TooLarge(f"the file is larger than {settings().max_upload_bytes} bytes")
-    upload = digit.DigitUpload(tenant_id=tenant, filename=body.get("filename"), declared_size=size,
+    upload = DigitUpload(tenant_id=tenant, filename=body.get("filename"), declared_size=size,
                                content_type=body.get("contentType"), created_by=principal.user_id)
     session = db.session()
     session.add(upload)
@@ -102,7 +101,7 @@ def status(upload_id: str):
     return _view(upload), 200, _headers(upload)
 
 
-def _client_offset(upload: digit.DigitUpload) -> int:
+def _client_offset(upload: DigitUpload) -> int:
     header = request.headers.get("Upload-Offset")
     if header is not None:
         if not header.strip().isdigit():

@@ -3,14 +3,15 @@ POST/GET /admin/sites, GET/PATCH/DELETE /admin/sites/<id>, POST /admin/sites/<id
 The password is stored only as a slow hash and never returned."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 
-from models import msupply
-from web import db
+from models.msupply import SERVER_SITE_ID
+from models.msupply import store as msupply
+from web import context, db
 from web.auth import current_principal, require
 from web.errors import BadRequest, Conflict, NotFound
-from web.jsonbody import read_json
-from web.msupply.sync import json_response
+from web.jsonbody import read_json_object
+from web.msupply.envelope import json_response
 
 bp = Blueprint("msupply_admin", __name__, url_prefix="/admin/sites")
 
@@ -26,7 +27,7 @@ def site_view(site: msupply.Site) -> dict:
 
 
 def _rounds() -> int:
-    return current_app.config["FIELDSYNC_SETTINGS"].bcrypt_rounds
+    return context.settings().bcrypt_rounds
 
 
 def _fields(body: dict, *, creating: bool) -> dict:
@@ -55,14 +56,12 @@ def _load(site_id: int) -> msupply.Site:
 @bp.post("")
 @require("admin")
 def create():
-    body = read_json()
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
+    body = read_json_object()
     site_id = body.get("id")
     if not isinstance(site_id, int) or isinstance(site_id, bool) or site_id < 1:
         raise BadRequest("id must be a positive integer")
-    if site_id == msupply.SERVER_SITE_ID:
-        raise BadRequest(f"site {msupply.SERVER_SITE_ID} is the primary (this server)")
+    if site_id == SERVER_SITE_ID:
+        raise BadRequest(f"site {SERVER_SITE_ID} is the primary (this server)")
     fields = _fields(body, creating=True)
     session = db.session()
     if msupply.site_by_name(session, fields["name"]) is not None:
@@ -94,9 +93,7 @@ def get_one(site_id: int):
 @require("admin")
 def update(site_id: int):
     site = _load(site_id)
-    body = read_json()
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
+    body = read_json_object()
     if "id" in body and body["id"] != site_id:
         raise BadRequest("a site's id cannot be changed")
     fields = _fields(body, creating=False)

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 
-import bcrypt
-from flask import current_app, request
+from flask import request
 
-from models import msupply
+from models.msupply import SERVER_SITE_ID
+from models.msupply import store as msupply
 from models.tables import User
 from models.users import burn_time, get_by_username
-from web import db
+from web import context, db
 from web.errors import BadRequest, Conflict, TooManyRequests, Unauthorized
 from web.msupply import throttle
 
@@ -40,7 +39,7 @@ def _basic() -> tuple[str, str]:
 
 
 def _redis():
-    return current_app.extensions["fieldsync_redis"]()
+    return context.redis()
 
 
 def _throttled(account: str) -> None:
@@ -56,9 +55,8 @@ def authenticate_site(version: int) -> msupply.Site:
     _throttled(account)
     session = db.session()
     site = msupply.site_by_name(session, name)
-    settings = current_app.config["FIELDSYNC_SETTINGS"]
     if site is None:
-        burn_time(settings.bcrypt_rounds)
+        burn_time(context.settings().bcrypt_rounds)
         throttle.record_failure(_redis(), account)
         raise Unauthorized(BAD_CREDENTIALS)
     if not msupply.check_site_password(site, password, allow_plain=version == 1):
@@ -92,8 +90,8 @@ def check_route(site: msupply.Site) -> None:
         raise BadRequest("from_site and to_site must be integers") from None
     if from_id != site.site_id:
         raise BadRequest(f"from_site {from_id} is not the authenticated site")
-    if to_id != msupply.SERVER_SITE_ID:
-        raise BadRequest(f"to_site {to_id} is not this server (site {msupply.SERVER_SITE_ID})")
+    if to_id != SERVER_SITE_ID:
+        raise BadRequest(f"to_site {to_id} is not this server (site {SERVER_SITE_ID})")
 
 
 def authenticate_user() -> User:
@@ -102,17 +100,11 @@ def authenticate_user() -> User:
     account = f"user:{name}"
     _throttled(account)
     user = get_by_username(db.session(), name)
-    settings = current_app.config["FIELDSYNC_SETTINGS"]
     if user is None:
-        burn_time(settings.bcrypt_rounds)
+        burn_time(context.settings().bcrypt_rounds)
         throttle.record_failure(_redis(), account)
         raise Unauthorized("Invalid user name or password")
-    sent = password.lower() if msupply._is_sha256_hex(password) else hashlib.sha256(password.encode()).hexdigest()
-    try:
-        ok = bcrypt.checkpw(sent.encode(), user.password_hash.encode())
-    except ValueError:
-        ok = False
-    if not ok:
+    if not msupply.check_password_digest(user.password_hash, password, allow_plain=True):
         throttle.record_failure(_redis(), account)
         raise Unauthorized("Invalid user name or password")
     return user

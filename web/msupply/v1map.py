@@ -82,16 +82,9 @@ def _text(value) -> str:
     return str(value)
 
 
-_configured = {"path": None}
-
-
-def use(path: str | None) -> None:
-    """Point the edge at an installation's own map (None: the shipped default)."""
-    _configured["path"] = path
-
-
 def load(path: str | None = None) -> V1Map:
-    return _load(path or _configured["path"] or str(DEFAULT_MAP))
+    """An installation's map (MSUPPLY_V1_MAP_FILE), or the shipped default when `path` is None."""
+    return _load(path or str(DEFAULT_MAP))
 
 
 @lru_cache(maxsize=8)

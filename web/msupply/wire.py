@@ -6,16 +6,15 @@ import orjson
 
 from web.errors import BadRequest
 from web.jsonbody import BadConstant
-from web.msupply import v1map
+from web.msupply.v1map import V1Map
 
 MAX_PULL = 1000     # cap on `limit` (the mobile app asks for 10 to 500)
 
 
-def push_records(body, version: int) -> list:
+def push_records(body, version: int, mapping: V1Map) -> list:
     if not isinstance(body, list):
         raise BadRequest("the body must be a JSON array of sync records")
     if version == 1:
-        mapping = v1map.load()
         body = [mapping.to_v3(record) for record in body]
     return body
 
@@ -60,7 +59,7 @@ def parse_limit(raw: str | None) -> int:
     return min(limit, MAX_PULL)
 
 
-def pulled(row, version: int) -> dict:
+def pulled(row, version: int, mapping: V1Map) -> dict:
     """One queue entry as the client reads it: lowercase `data`, every key present (the Rust client
     requires them), "" where a value does not apply."""
     data = {}
@@ -68,10 +67,10 @@ def pulled(row, version: int) -> dict:
         data = orjson.loads(row.data_text)
     record = {"SyncID": row.sync_id, "RecordType": row.record_type, "RecordID": row.record_id,
               "SyncType": row.sync_type, "StoreID": row.store_id or "",
-              "KeyFieldID": v1map.load().key_field(row.record_type),
+              "KeyFieldID": mapping.key_field(row.record_type),
               "mergeIDtokeep": row.merge_keep or "", "mergeIDtodelete": row.merge_delete or "", "data": data}
     if row.sync_type == "M":
         record["RecordID"] = row.merge_keep
     if version == 1:
-        return v1map.load().from_v3(record)
+        return mapping.from_v3(record)
     return record

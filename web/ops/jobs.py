@@ -2,11 +2,11 @@
 scoped to the caller's tenant (another tenant's job answers 404)."""
 from __future__ import annotations
 
-import uuid
-
 from flask import Blueprint, request
 from sqlalchemy import select
 
+from models.ids import parse_uuid
+from models.jobs import first_errors
 from models.tables import Job, JobRecordError
 from web import db
 from web.auth import current_principal, require
@@ -20,11 +20,8 @@ MAX_PAGE = 500
 
 def load_job(job_id: str) -> Job:
     principal = current_principal()
-    try:
-        parsed = uuid.UUID(job_id)
-    except ValueError:
-        raise NotFound("no such job") from None
-    job = db.session().get(Job, parsed)
+    parsed = parse_uuid(job_id)
+    job = db.session().get(Job, parsed) if parsed is not None else None
     if job is None or not principal.may_act_in(job.tenant_id):
         raise NotFound("no such job")
     return job
@@ -66,10 +63,7 @@ def job_view(job: Job, errors: list[JobRecordError]) -> dict:
 @require()
 def get_job(job_id: str):
     job = load_job(job_id)
-    errors = db.session().execute(select(JobRecordError).where(JobRecordError.job_id == job.id)
-                                  .order_by(JobRecordError.position, JobRecordError.id)
-                                  .limit(FIRST_ERRORS)).scalars().all()
-    return job_view(job, errors)
+    return job_view(job, first_errors(db.session(), job.id, FIRST_ERRORS))
 
 
 @bp.get("/jobs/<job_id>/errors")

@@ -2,14 +2,16 @@
 An admin manages the users of the tenants it may act in (the system admin: all)."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 
 from models.tables import ROLES
-from models.users import UserExists, check_password, create_user, delete_user, get_by_username, list_users, set_password
-from web import db
-from web.auth import current_principal, require
+from models.users import (
+    LastSystemAdmin, UserExists, check_password, create_user, delete_user, get_by_username, list_users, set_password,
+)
+from web import context, db
+from web.auth import check_tenant, current_principal, require
 from web.errors import BadRequest, Conflict, NotFound, Unauthorized
-from web.jsonbody import read_json
+from web.jsonbody import read_json_object
 
 bp = Blueprint("synkronus_users", __name__)
 
@@ -18,15 +20,11 @@ def _iso(value):
     return value.isoformat().replace("+00:00", "Z")
 
 
-def _body() -> dict:
-    body = read_json()
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    return body
+CREATE_FIELDS = {"username", "password", "role", "tenantId", "tenant"}
 
 
 def _rounds() -> int:
-    return current_app.config["FIELDSYNC_SETTINGS"].bcrypt_rounds
+    return context.settings().bcrypt_rounds
 
 
 def _visible_user(username: str):
@@ -41,14 +39,18 @@ def _visible_user(username: str):
 @bp.post("/users")
 @require("admin")
 def create():
-    body = _body()
+    body = read_json_object()
+    unknown = set(body) - CREATE_FIELDS
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}; expected username, password, role "
+                         "and optionally tenantId", code="unknown_field")
     username, password, role = body.get("username"), body.get("password"), body.get("role")
     if not all(isinstance(v, str) and v for v in (username, password, role)):
         raise BadRequest("Missing required fields")
     if role not in ROLES:
         raise BadRequest(f"invalid role: expected one of {', '.join(ROLES)}", code="invalid_role")
     principal = current_principal()
-    tenant = body.get("tenant") if principal.is_system and isinstance(body.get("tenant"), str) else principal.tenant_id
+    tenant = _tenant_of(principal, body)
     try:
         user = create_user(db.session(), username=username, password=password, role=role, tenant_id=tenant,
                            rounds=_rounds())
@@ -56,6 +58,20 @@ def create():
         raise Conflict("Username already exists", code="user_exists") from None
     db.commit()
     return {"username": user.username, "role": user.role, "createdAt": _iso(user.created_at)}, 201
+
+
+def _tenant_of(principal, body: dict) -> str:
+    """The new user's tenant: `tenantId` (or its older spelling `tenant`) when given, else the admin's
+    own. It must be one the admin may act in (its own or one below it; the system admin: any)."""
+    given = {body[k] for k in ("tenantId", "tenant") if k in body}
+    if len(given) > 1:
+        raise BadRequest("tenantId and tenant disagree; send tenantId only", code="invalid_tenant")
+    if not given:
+        return principal.tenant_id
+    tenant = given.pop()
+    if not isinstance(tenant, str) or not tenant.strip() or len(tenant) > 128:
+        raise BadRequest("tenantId must be a non-empty text of at most 128 characters", code="invalid_tenant")
+    return check_tenant(principal, tenant.strip(), as_not_found=False)
 
 
 @bp.get("/users")
@@ -72,7 +88,13 @@ def index():
 @require("admin")
 def delete(username: str):
     user = _visible_user(username)
-    delete_user(db.session(), user.username)
+    if user.username == current_principal().username:
+        raise Conflict("You cannot delete your own account; ask another admin", code="cannot_delete_self")
+    try:
+        delete_user(db.session(), user.username)
+    except LastSystemAdmin:
+        raise Conflict("This is the last system admin; create another one before deleting it",
+                       code="last_system_admin") from None
     db.commit()
     return {"message": "User deleted successfully"}
 
@@ -80,7 +102,7 @@ def delete(username: str):
 @bp.post("/users/reset-password")
 @require("admin")
 def reset_password():
-    body = _body()
+    body = read_json_object()
     username, new_password = body.get("username"), body.get("newPassword")
     if not (isinstance(username, str) and username and isinstance(new_password, str) and new_password):
         raise BadRequest("Missing required fields")
@@ -93,7 +115,7 @@ def reset_password():
 @bp.post("/users/change-password")
 @require()
 def change_password():
-    body = _body()
+    body = read_json_object()
     current, new_password = body.get("currentPassword"), body.get("newPassword")
     if not (isinstance(current, str) and current and isinstance(new_password, str) and new_password):
         raise BadRequest("Missing required fields")

@@ -5,7 +5,7 @@ import uuid
 from click.testing import CliRunner
 
 from models.db import session_scope
-from models import digit
+from models.digit import store as digit
 from tests.factories import bearer, make_user, token_for
 from tests.web.digit.support import envelope, household_form, individual_form
 
@@ -83,7 +83,7 @@ def test_forms_search_sync_all_and_by_version(app, client, db_session):
 
 def test_cli_publishes_forms(settings, real_sessions, tmp_path, monkeypatch):
     from web.cli import main
-    from web.digit.cli import forms
+    from web.digit.cli import group as forms
     main.add_command(forms)
     campaign = f"CLI-{uuid.uuid4().hex[:8]}"
     path = tmp_path / "forms.json"

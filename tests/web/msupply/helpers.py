@@ -5,7 +5,7 @@ import base64
 import hashlib
 import uuid
 
-from models import msupply
+from models.msupply import store as msupply
 from models.engine import Incoming, apply_chunk
 
 PASSWORD = "sat-secret"
@@ -41,16 +41,19 @@ def route(site_id: int, **extra) -> str:
     return "&".join(f"{k}={v}" for k, v in params.items())
 
 
-def put(session, tenant: str, records: list[tuple], origin: str | None = None) -> None:
-    """Write (record_type, record_id, data, store_id) tuples as a central edit (or from `origin`)."""
-    import workers.msupply_jobs  # noqa: F401  (registers the fan-out)
+def put(session, tenant: str, records: list[tuple], origin: str | None = None, settings=None) -> None:
+    """Write (record_type, record_id, data, store_id) tuples as a central edit (or from `origin`), with
+    the dialect's after-apply hooks (the queue fan-out) as a worker would run them."""
+    from config.settings import Settings
+    from models.dialects import after_apply_hooks
+    hooks = after_apply_hooks(settings or Settings()).get(msupply.NAMESPACE, [])
     incoming = []
     for position, rec in enumerate(records):
         record_type, record_id, data = rec[0], rec[1], rec[2]
         store = rec[3] if len(rec) > 3 else ""
         incoming.append(Incoming(position=position, key=f"{record_type}:{record_id}", record_type=record_type,
                                  data=data, deleted=data is None, meta={"store_id": store}))
-    apply_chunk(session, tenant_id=tenant, namespace=msupply.NAMESPACE, records=incoming, origin=origin)
+    apply_chunk(session, tenant_id=tenant, namespace=msupply.NAMESPACE, records=incoming, origin=origin, hooks=hooks)
     session.commit()
 
 

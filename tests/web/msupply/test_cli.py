@@ -4,9 +4,9 @@ import uuid
 
 from click.testing import CliRunner
 
-from models import msupply
+from models.msupply import store as msupply
 from models.db import session_scope
-from web.msupply.cli import site
+from web.msupply.cli import group as site
 
 
 def _env(settings):

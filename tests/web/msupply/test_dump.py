@@ -4,6 +4,7 @@ import pytest
 
 from models.tables import Job
 from tests.web.msupply.helpers import headers, make_site, put, route
+from models.msupply import INITIAL_DUMP
 
 
 @pytest.fixture
@@ -78,12 +79,13 @@ def test_a_second_dump_while_one_is_open_starts_nothing(client, broker, session,
 
 
 def test_dump_in_small_batches_queues_the_same_set(session, tenant, runtime, settings):
-    from models import jobs, msupply
+    from models import jobs
+    from models.msupply import store as msupply
     from workers.runner import run_job
     _seed(session, tenant)
     make_site(session, tenant=tenant, site_id=4, store_id="STORE_A")
     from models.engine import current_version
-    job, _ = jobs.create_job(session, tenant_id=tenant, kind="msupply.initial_dump", queue="exports",
+    job, _ = jobs.create_job(session, tenant_id=tenant, kind=INITIAL_DUMP,
                              params={"site_id": 4, "full": True, "upto": current_version(session, tenant), "batch": 3})
     session.commit()
     assert run_job(runtime, job.id) == "completed"

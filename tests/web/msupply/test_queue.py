@@ -1,6 +1,6 @@
 """Site queues: fan-out by store and record type, dedupe, tombstones, no echo, and the pull / ack
 endpoints in their v1 and v3 shapes."""
-from models import msupply
+from models.msupply import store as msupply
 from tests.web.msupply.helpers import assert_error, headers, make_site, put, route, uid
 
 

@@ -1,0 +1,72 @@
+"""The SQL that serves Synkronus: feed rows rendered as wire JSON inside PostgreSQL (a pull then joins
+ready-made text instead of parsing and re-encoding every record in Python), and each client's pull cursor."""
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from models import engine
+from models.synkronus import NAMESPACE
+
+# A Synkronus 1.0.3 observation (plus its `version`). synced_at: the client's when it sent one, else the
+# time the server stored the record.
+OBSERVATION_JSON = """version, (
+    '{"observation_id":' || to_json(record_key)::text
+    || ',"form_type":' || to_json(record_type)::text
+    || ',"form_version":' || to_json(schema_version)::text
+    || ',"data":' || COALESCE(data::text, '{}')
+    || ',"created_at":"' || fs_rfc3339(created_at)
+    || '","updated_at":"' || fs_rfc3339(updated_at)
+    || '","synced_at":' || COALESCE((meta->'synced_at')::text, '"' || fs_rfc3339(updated_at) || '"')
+    || ',"deleted":' || CASE WHEN deleted THEN 'true' ELSE 'false' END
+    || ',"geolocation":' || COALESCE(geolocation::text, 'null')
+    || ',"version":' || version::text || '}') AS json"""
+
+
+def client_cursor(session: Session, tenant_id: str, client_id: str) -> int | None:
+    """The version of the client's last complete pull, or None when it never finished one."""
+    return session.execute(text("SELECT pulled_version FROM client_cursors WHERE tenant_id = :t AND namespace = :n "
+                                "AND client_id = :c"), {"t": tenant_id, "n": NAMESPACE, "c": client_id}).scalar()
+
+
+def advance_cursor(session: Session, tenant_id: str, client_id: str, version: int) -> None:
+    """Remember that the client has pulled everything up to `version` (never moves backwards)."""
+    session.execute(text("""
+        INSERT INTO client_cursors (tenant_id, namespace, client_id, pulled_version) VALUES (:t, :n, :c, :v)
+        ON CONFLICT (tenant_id, namespace, client_id) DO UPDATE
+           SET pulled_version = GREATEST(client_cursors.pulled_version, EXCLUDED.pulled_version),
+               updated_at = now()"""), {"t": tenant_id, "n": NAMESPACE, "c": client_id, "v": version})
+
+
+def safe_current_version(session: Session, tenant_id: str, client_id: str) -> int:
+    """What a push may tell the client as its next `since`: never above what it has pulled, so changes
+    other clients made meanwhile are not skipped (the client re-pulls its own records and ignores them)."""
+    counter = engine.current_version(session, tenant_id)
+    cursor = client_cursor(session, tenant_id, client_id)
+    return min(counter, cursor if cursor is not None else 0)
+
+
+def pull_page(session: Session, tenant_id: str, *, since: int, limit: int, record_types: list[str] | None):
+    """(counter, rows) for one pull page: rows of (version, json). The counter is read first: everything
+    at or below it is committed (versions follow commit order), so it is a safe high-water mark even if
+    the page sees later commits."""
+    counter = engine.current_version(session, tenant_id)
+    rows = engine.changes_since(session, tenant_id=tenant_id, namespace=NAMESPACE, since=since, limit=limit,
+                                record_types=record_types, columns=OBSERVATION_JSON)
+    return counter, rows
+
+
+def push_errors(session: Session, job_id):
+    """The push job's per-record errors and warnings, in input order."""
+    return session.execute(text("""
+        SELECT position, record_id, code, message, record, severity FROM job_record_errors
+         WHERE job_id = :j ORDER BY position, id"""), {"j": str(job_id)}).all()
+
+
+def list_cursors(session: Session, tenant_id: str | None = None, limit: int = 1000):
+    """Clients and their last complete pull, most recent first."""
+    where = "AND tenant_id = :t" if tenant_id is not None else ""
+    return session.execute(text(f"""
+        SELECT tenant_id, client_id, pulled_version, updated_at FROM client_cursors
+         WHERE namespace = :n {where} ORDER BY updated_at DESC LIMIT :limit
+    """), {"n": NAMESPACE, "t": tenant_id, "limit": limit}).all()

@@ -1,0 +1,59 @@
+"""mSupply push parsing rules (pure functions) and routing configuration."""
+import json
+
+from models.msupply import store as msupply
+from models.engine import Incoming
+from workers.msupply import jobs as msupply_jobs
+from workers.apply import Rejected
+from workers.msupply.jobs import parse_record
+
+
+def test_insert_update_keep_data_and_the_store():
+    rec = parse_record(3, {"SyncID": "S", "RecordType": "item", "RecordID": "I1", "SyncType": "U", "StoreID": "A",
+                           "Data": {"ID": "I1"}})
+    assert isinstance(rec, Incoming) and rec.key == "item:I1" and rec.data == {"ID": "I1"}
+    assert rec.meta == {"store_id": "A"} and not rec.deleted and rec.position == 3
+
+
+def test_lowercase_data_is_accepted():
+    rec = parse_record(0, {"RecordType": "item", "RecordID": "I1", "SyncType": "I", "data": {"ID": "I1"}})
+    assert isinstance(rec, Incoming) and rec.data == {"ID": "I1"}
+
+
+def test_delete_is_a_tombstone_without_data():
+    rec = parse_record(0, {"RecordType": "item", "RecordID": "I1", "SyncType": "D"})
+    assert isinstance(rec, Incoming) and rec.deleted and rec.data is None
+
+
+def test_merge_tombstones_the_removed_id_and_carries_both_ids():
+    rec = parse_record(0, {"RecordType": "name", "RecordID": "K", "SyncType": "M", "mergeIDtokeep": "K",
+                           "mergeIDtodelete": "D"})
+    assert rec.key == "name:D" and rec.deleted
+    assert rec.meta["sync_type"] == "M" and rec.meta["merge_keep"] == "K" and rec.meta["merge_delete"] == "D"
+
+
+def test_bad_records_are_rejected_with_stable_codes():
+    cases = {
+        "not_an_object": 5,
+        "invalid_sync_type": {"RecordType": "item", "RecordID": "I", "SyncType": "Z"},
+        "missing_record_type": {"RecordID": "I", "SyncType": "I", "Data": {}},
+        "missing_record_id": {"RecordType": "item", "SyncType": "I", "Data": {}},
+        "missing_data": {"RecordType": "item", "RecordID": "I", "SyncType": "I"},
+        "invalid_merge": {"RecordType": "name", "RecordID": "K", "SyncType": "M", "mergeIDtokeep": "K"},
+        "unknown_table": {"_v1_unknown_table": 99, "SyncType": "I"},
+        "key_too_long": {"RecordType": "item", "RecordID": "x" * 600, "SyncType": "I", "Data": {}},
+    }
+    for code, raw in cases.items():
+        rec = parse_record(1, raw)
+        assert isinstance(rec, Rejected) and rec.code == code, (code, rec)
+        assert rec.record is not None
+
+
+def test_routing_file_overrides_the_defaults(tmp_path, settings):
+    path = tmp_path / "routing.json"
+    path.write_text(json.dumps({"routes": {"item": {"mode": "none"}}, "mobile_types": ["item"]}))
+    configured = settings.replace(options={"msupply": {"routing_file": str(path)}})
+    assert msupply_jobs.routing(configured).routes["item"].mode == "none"
+    assert msupply_jobs.routing(configured).routes["name"].mode == "all"
+    assert msupply_jobs.routing(configured).mobile_types == ("item",)
+    assert msupply_jobs.routing(settings) is msupply.DEFAULT_ROUTING  # other deployments keep the defaults

@@ -1,0 +1,127 @@
+"""DIGIT Health sync endpoints: hand in a sync file (`_create`), read its status, fetch campaign forms.
+
+A sync is a `digit.sync_file` job keyed by (tenant, campaign, file hash): the same file handed in twice is
+the same sync, whoever refers to it and however. Status and progress are read from the jobs table."""
+from __future__ import annotations
+
+from flask import Blueprint
+
+from models.digit import SYNC_FILE
+from models.digit import store as digit
+from models.jobs import first_errors
+from models.users import ensure_tenant
+from web import context, db
+from web.digit.auth import authenticate, require_tenant, require_writer
+from web.digit.envelope import digit_error, read_envelope, required_text, response_info, sync_time
+from web.digit.filestore import file_id_from_reference
+from web.ops.jobs import progress_percent
+from workers.api import submit_job
+
+bp = Blueprint("digit_sync", __name__)
+
+FIRST_ERRORS = 10
+STATUS_NAMES = {"QUEUED": "CREATED", "RUNNING": "IN_PROGRESS", "COMPLETED": "COMPLETED", "FAILED": "FAILED",
+                "CANCELLED": "CANCELLED"}
+
+
+def sync_view(job, errors: list | None = None) -> dict:
+    params = job.params or {}
+    total = job.progress_total
+    percent = progress_percent(job)
+    view = {
+        "createdAt": sync_time(job.created_at), "modifiedAt": sync_time(job.updated_at),
+        "campaignId": params.get("campaignId"), "tenantId": job.tenant_id, "syncId": str(job.id),
+        "status": STATUS_NAMES.get(job.status, job.status), "file": params.get("file"),
+        "createdBy": job.created_by, "modifiedBy": job.created_by,
+        # fieldsync's additions: live progress, counts and the first rejected entities.
+        "progress": {"done": job.progress_done, "total": total, "percent": percent},
+        "counts": {key: (job.counts or {}).get(key, 0) for key in ("accepted", "duplicate", "rejected")},
+    }
+    if job.error_code:
+        view["failure"] = {"code": job.error_code, "reason": job.error_detail}
+    if errors is not None:
+        view["errors"] = [{"position": e.position, "clientReferenceId": e.record_id, "code": e.code,
+                           "field": e.path, "message": e.message} for e in errors]
+    return view
+
+
+@bp.post("/sync/file/v1/_create")
+def create():
+    info, sync = read_envelope()
+    principal = authenticate(info)
+    require_writer(principal)
+    tenant = required_text(sync, "tenantId", max_length=128)
+    campaign = required_text(sync, "campaignId")
+    reference = required_text(sync, "file", max_length=2048)
+    require_tenant(principal, tenant)
+    file_id = file_id_from_reference(reference)
+    session = db.session()
+    stored = digit.get_file(session, file_id)
+    if stored is None or not principal.may_act_in(stored.tenant_id):
+        raise digit_error("INVALID_FILE", "no such file in the filestore", params=[reference])
+    ensure_tenant(session, tenant)
+    # The forms current now are the ones every delivery of this job validates against.
+    forms = {row.schema: row.version
+             for row in digit.latest_forms(session, tenant_id=tenant, campaign_id=campaign)}
+    audit = sync.get("auditDetails") if isinstance(sync.get("auditDetails"), dict) else None
+    job, _created = submit_job(
+        session, context.celery(), tenant_id=tenant, kind=SYNC_FILE,
+        params={"campaignId": campaign, "file": reference, "fileStoreId": str(stored.id), "forms": forms,
+                "auditDetails": audit},
+        idempotency_key=f"{campaign}:{stored.sha256}", payload_hash=stored.sha256, blob_sha256=stored.sha256,
+        created_by=principal.user_id)
+    db.commit()
+    return {"responseInfo": response_info(info), "sync": sync_view(job)}
+
+
+@bp.post("/sync/file/status/v1/_search")
+def status():
+    info, sync = read_envelope()
+    principal = authenticate(info)
+    tenant = required_text(sync, "tenantId", max_length=128)
+    sync_id = required_text(sync, "syncId")
+    campaign = sync.get("campaignId")
+    session = db.session()
+    job = digit.find_sync(session, sync_id)
+    if (job is None or job.tenant_id != tenant or not principal.may_act_in(job.tenant_id)
+            or (campaign and (job.params or {}).get("campaignId") != campaign)):
+        # Another tenant's sync answers exactly like an unknown one.
+        raise digit_error("SYNC_NOT_FOUND", f"no sync {sync_id} in tenant {tenant}", params=[sync_id])
+    errors = first_errors(session, job.id, FIRST_ERRORS)
+    return {"responseInfo": response_info(info), "sync": sync_view(job, errors)}
+
+
+def _version(value) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+@bp.post("/sync/forms/v1/_search")
+def forms():
+    """§7.15: syncAll → every form at its latest version; otherwise each requested schema's latest
+    version when it is newer than the client's (or the client sent no usable version). Unknown schemas
+    are left out."""
+    info, sync = read_envelope()
+    principal = authenticate(info)
+    tenant = required_text(sync, "tenantId", max_length=128)
+    campaign = required_text(sync, "campaignId")
+    require_tenant(principal, tenant)
+    sync_all = sync.get("syncAll")
+    if sync_all is not None and not isinstance(sync_all, bool):
+        raise digit_error("JsonMappingException", "sync.syncAll must be true or false")
+    requested = sync.get("forms") or []
+    if not isinstance(requested, list) or not all(isinstance(f, dict) for f in requested):
+        raise digit_error("JsonMappingException", "sync.forms must be a list of {schemaId, version}")
+    session = db.session()
+    if sync_all:
+        rows = digit.latest_forms(session, tenant_id=tenant, campaign_id=campaign)
+    else:
+        have = {str(f.get("schemaId")): _version(f.get("version")) for f in requested if f.get("schemaId")}
+        rows = [row for row in digit.latest_forms(session, tenant_id=tenant, campaign_id=campaign,
+                                                  schemas=list(have))
+                if have.get(row.schema) is None or have[row.schema] < row.version]
+    return {"responseInfo": response_info(info), "forms": [row.body for row in rows]}

@@ -1,0 +1,144 @@
+"""The mSupply queue and login endpoints, served the same under /sync/v1/, /sync/v2/ and /sync/v3/:
+queued_records (count, pull, push), acknowledged_records, initial_dump, site and user."""
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import orjson
+from flask import Blueprint, current_app, request
+
+from models.blobs import save_bytes
+from models.engine import current_version, get_record
+from models.msupply import INITIAL_DUMP, NAMESPACE, PUSH, SERVER_SITE_ID
+from models.msupply import store as msupply
+from models.tables import TERMINAL_STATUSES, Job
+from web import context, db
+from web.errors import BadRequest
+from web.jsonbody import read_json
+from web.msupply import wire
+from web.msupply.auth import authenticate_site, authenticate_user, check_route
+from web.msupply.envelope import json_response
+from workers import doorbell
+from workers.api import submit_job
+
+bp = Blueprint("msupply_sync", __name__, url_prefix="/sync/v<int(min=1, max=3):version>")
+
+SERVER_VERSION = 409  # major*100 + minor, the mSupply server version this server answers as
+
+
+def _v1map():
+    return current_app.extensions["msupply_v1map"]
+
+
+def _site(version: int) -> msupply.Site:
+    site = authenticate_site(version)
+    check_route(site)
+    return site
+
+
+@bp.get("/queued_records/count")
+def count(version: int):
+    site = _site(version)
+    return json_response({"NumRecords": msupply.queue_count(db.session(), site.tenant_id, site.site_id)})
+
+
+@bp.get("/queued_records")
+def pull(version: int):
+    site = _site(version)
+    limit = wire.parse_limit(request.args.get("limit"))
+    sync_id = request.args.get("sync_id")
+    rows = msupply.queue_head(db.session(), site.tenant_id, site.site_id, limit=1 if sync_id else limit,
+                              sync_id=sync_id)
+    mapping = _v1map()
+    return json_response([wire.pulled(row, version, mapping) for row in rows])
+
+
+@bp.post("/acknowledged_records")
+def acknowledge(version: int):
+    site = _site(version)
+    ids = wire.ack_ids(read_json())
+    removed = msupply.acknowledge(db.session(), site.tenant_id, site.site_id, ids)
+    db.commit()
+    return json_response({"acknowledged": removed})
+
+
+@bp.post("/queued_records")
+def push(version: int):
+    """Store the batch durably, run it through the engine as one job (keyed by its SyncIDs so a resend
+    is the same job), wait a bounded time for it, and answer {} either way: stored records are never
+    reported as an error."""
+    site = _site(version)
+    records = wire.push_records(read_json(), version, _v1map())
+    if not records:
+        return json_response({})
+    payload = wire.dump_payload(records)
+    session = db.session()
+    sha, _ = save_bytes(session, context.blobs(), payload, "application/json")
+    sync_ids = "\n".join(str(r.get("SyncID") or f"#{i}") if isinstance(r, dict) else f"#{i}"
+                         for i, r in enumerate(records))
+    key = f"site:{site.site_id}:{hashlib.sha256(sync_ids.encode()).hexdigest()}"
+    job, _ = submit_job(session, context.celery(), tenant_id=site.tenant_id,
+                        kind=PUSH, params={"site_id": site.site_id, "version": version,
+                                                     "total": len(records), "transmission": key},
+                        idempotency_key=key, payload_hash=sha, blob_sha256=sha,
+                        created_by=msupply.site_origin(site.site_id), progress_total=len(records))
+    job_id = job.id
+    db.commit()
+
+    def ended():
+        session.expire_all()
+        found = session.get(Job, job_id)
+        session.rollback()  # no snapshot held open while waiting
+        return True if found is None or found.status in TERMINAL_STATUSES else None
+
+    doorbell.wait_until(context.redis(), job_id, context.settings().sync_wait_seconds, ended)
+    return json_response({})
+
+
+@bp.get("/initial_dump")
+def initial_dump(version: int):
+    """Regenerate the site's queue: cleared now (so `count` starts from zero), refilled by a job.
+    A dump already queued or running for the site is left to finish; no second one starts."""
+    site = _site(version)
+    session = db.session()
+    msupply.lock_site(session, site.tenant_id, site.site_id)
+    if msupply.open_dump_job(session, site.tenant_id, site.site_id) is None:
+        msupply.clear_queue(session, site.tenant_id, site.site_id)
+        full = request.args.get("type") == "full"
+        submit_job(session, context.celery(), tenant_id=site.tenant_id, kind=INITIAL_DUMP,
+                   params={"site_id": site.site_id, "full": full, "cleared": True,
+                           "upto": current_version(session, site.tenant_id)},
+                   idempotency_key=f"site:{site.site_id}:dump:{uuid.uuid4().hex}",
+                   created_by=msupply.site_origin(site.site_id))
+    db.commit()
+    return json_response({})
+
+
+@bp.get("/site")
+def site_info(version: int):
+    site = authenticate_site(version)
+    asked = request.args.get("site_name")
+    if asked is not None and asked != site.name:
+        raise BadRequest("site_name does not match the authenticated site")
+    supplying_name = site.supplying_store_name_id
+    if not supplying_name and site.supplying_store_id:
+        store = get_record(db.session(), tenant_id=site.tenant_id, namespace=NAMESPACE,
+                           key=f"store:{site.supplying_store_id}")
+        if store is not None and store.data_text:
+            supplying_name = (orjson.loads(store.data_text) or {}).get("name_ID") or ""
+    return json_response({"SiteID": site.site_id, "ServerID": SERVER_SITE_ID, "StoreID": site.store_id,
+                          "NameID": site.name_id, "SupplyingStoreID": site.supplying_store_id,
+                          "SupplyingStoreNameID": supplying_name, "ServerVersion": SERVER_VERSION})
+
+
+@bp.get("/user")
+def user_info(version: int):
+    user = authenticate_user()
+    store = request.args.get("store")
+    if not store:
+        raise BadRequest("store is required")
+    sites = [s for s in msupply.list_sites(db.session(), user.tenant_id) if s.store_id == store]
+    if not sites:
+        raise BadRequest("This user does not have access to that store")
+    return json_response({"UserID": user.id.hex, "isAdmin": user.role == "admin"})

@@ -1,0 +1,172 @@
+"""POST /sync/push (a job through the workers, answered within a bounded wait or 202), POST /sync/pull
+(keyset pages spliced from stored JSON text) and GET /api/versions."""
+from __future__ import annotations
+
+import hashlib
+
+import orjson
+from flask import Blueprint, current_app, request
+
+from models import receipts
+from models.blobs import save_bytes
+from models.synkronus import PUSH
+from models.synkronus.store import advance_cursor, client_cursor, pull_page
+from models.tables import TERMINAL_STATUSES, Job
+from web import context, db
+from web.auth import current_principal, require
+from web.errors import BadRequest, Conflict
+from web.jsonbody import read_json_object
+from web.synkronus.envelope import API_VERSIONS, CURRENT_API_VERSION
+from workers import doorbell
+from workers.api import submit_job
+
+bp = Blueprint("synkronus_sync", __name__)
+
+PULL_DEFAULT_LIMIT = 50
+PULL_MAX_LIMIT = 500
+
+
+def _json_response(body: bytes, status: int = 200):
+    return current_app.response_class(body, status=status, mimetype="application/json")
+
+
+@bp.get("/api/versions")
+@require()
+def api_versions():
+    return {"versions": API_VERSIONS, "current": CURRENT_API_VERSION}
+
+
+@bp.post("/sync/push")
+@require("read-write", "admin")
+def push():
+    body = read_json_object(code="invalid_request")
+    raw = request.get_data(cache=True)
+    transmission_id, client_id, records = body.get("transmission_id"), body.get("client_id"), body.get("records")
+    if not isinstance(transmission_id, str) or not transmission_id.strip():
+        raise BadRequest("transmission_id is required", code="invalid_request")
+    if not isinstance(client_id, str) or not client_id.strip():
+        raise BadRequest("client_id is required", code="invalid_request")
+    if not isinstance(records, list):
+        raise BadRequest("records must be an array", code="invalid_request")
+    if len(transmission_id) > 500 or len(client_id) > 250:
+        raise BadRequest("transmission_id or client_id is too long", code="invalid_request")
+
+    principal = current_principal()
+    tenant = principal.tenant_id
+    payload_hash = hashlib.sha256(raw).hexdigest()
+    session = db.session()
+    settings = context.settings()
+
+    existing = receipts.get(session, tenant, client_id, transmission_id)
+    if existing is None:
+        sha, _ = save_bytes(session, context.blobs(), raw, "application/json")
+        if receipts.claim(session, tenant_id=tenant, client_id=client_id, transmission_id=transmission_id,
+                          payload_hash=payload_hash, retention_days=settings.receipt_retention_days):
+            job, _ = submit_job(
+                session, context.celery(), tenant_id=tenant, kind=PUSH,
+                idempotency_key=f"{client_id}\x1f{transmission_id}\x1f{payload_hash}",
+                params={"client_id": client_id, "transmission_id": transmission_id,
+                        "client_since": client_cursor(session, tenant, client_id)},
+                payload_hash=payload_hash, blob_sha256=sha, created_by=principal.username,
+                progress_total=len(records), max_attempts=settings.job_max_attempts)
+            receipts.attach_job(session, tenant, client_id, transmission_id, job.id)
+            db.commit()  # payload and job are durable; the message goes out now
+            return _answer(tenant, client_id, transmission_id, settings.sync_wait_seconds)
+        session.rollback()
+        existing = receipts.get(session, tenant, client_id, transmission_id)
+    if existing.payload_hash != payload_hash:
+        raise Conflict("this transmission_id was already used with a different payload",
+                       code="transmission_conflict")
+    return _answer(tenant, client_id, transmission_id, settings.sync_wait_seconds)
+
+
+def _answer(tenant: str, client_id: str, transmission_id: str, wait_seconds: float):
+    """The stored answer when there is one; otherwise wait for the job (bounded), then 202."""
+    session = db.session()
+    state = {"job_id": None, "status": "QUEUED"}
+
+    def ready():
+        session.expire_all()
+        try:
+            receipt = receipts.get(session, tenant, client_id, transmission_id)
+            if receipt is not None and receipt.body is not None:
+                return _json_response(receipt.body, receipt.status_code or 200)
+            job = session.get(Job, receipt.job_id) if receipt is not None and receipt.job_id else None
+            if job is not None:
+                state.update(job_id=str(job.id), status=job.status)
+                return _failed(job)
+            return None
+        finally:
+            session.commit()  # no snapshot or connection held while waiting
+
+    answer = ready()
+    if answer is None and state["job_id"] is not None:
+        answer = doorbell.wait_until(context.redis(), state["job_id"], wait_seconds, ready)
+    if answer is not None:
+        return answer
+    body = {"job_id": state["job_id"], "status": state["status"], "status_url": f"/jobs/{state['job_id']}",
+            "message": "the push is stored and still being applied; poll status_url or resend the same "
+                       "transmission_id for the final answer"}
+    response = _json_response(orjson.dumps(body), 202)
+    response.headers["Location"] = f"/jobs/{state['job_id']}"
+    return response
+
+
+def _failed(job: Job):
+    """The answer for a push whose job ended without storing one (a COMPLETED job always stores one)."""
+    if job.status not in TERMINAL_STATUSES or job.status == "COMPLETED":
+        return None
+    body = {"error": job.error_code or "job_failed", "message": "Failed to process sync data", "job_id": str(job.id)}
+    return _json_response(orjson.dumps(body), 500)
+
+
+def _limit() -> int:
+    try:
+        value = int(request.args.get("limit", PULL_DEFAULT_LIMIT))
+    except ValueError:
+        return PULL_DEFAULT_LIMIT
+    if value <= 0:
+        return PULL_DEFAULT_LIMIT
+    return min(value, PULL_MAX_LIMIT)
+
+
+@bp.post("/sync/pull")
+@require()
+def pull():
+    body = read_json_object(code="invalid_request")
+    client_id = body.get("client_id")
+    if not isinstance(client_id, str) or not client_id.strip():
+        raise BadRequest("client_id is required", code="invalid_request")
+    since = body.get("since") or {}
+    if not isinstance(since, dict):
+        raise BadRequest("since must be an object", code="invalid_request")
+    since_version = since.get("version", 0)
+    if since_version is None:
+        since_version = 0
+    if isinstance(since_version, bool) or not isinstance(since_version, int) or since_version < 0:
+        raise BadRequest("since.version must be a non-negative integer", code="invalid_request")
+    types = body.get("schema_types") or []
+    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        raise BadRequest("schema_types must be an array of strings", code="invalid_request")
+    types = set(types)
+    if request.args.get("schemaType"):
+        types.add(request.args["schemaType"])
+    limit = _limit()
+
+    principal = current_principal()
+    tenant = principal.tenant_id
+    session = db.session()
+    counter, rows = pull_page(session, tenant, since=since_version, limit=limit + 1,
+                              record_types=sorted(types) or None)
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    change_cutoff = rows[-1].version if rows else since_version
+    current = max(counter, change_cutoff)
+    if not has_more:
+        advance_cursor(session, tenant, client_id, current)
+        db.commit()
+    parts = [b'{"current_version":', str(current).encode(), b',"records":[',
+             ",".join(row.json for row in rows).encode(),
+             b'],"change_cutoff":', str(change_cutoff).encode(), b',"has_more":',
+             b"true" if has_more else b"false", b',"sync_format_version":"1.0"}']
+    return _json_response(b"".join(parts))

@@ -1,0 +1,121 @@
+"""DIGIT job kinds (sync files).
+
+`digit.sync_file`: scan the uploaded file (well formed? how many entities?), then stream its entities,
+check each against the campaign's form for its schema, and apply the valid ones through the engine a chunk
+at a time (namespace "digit", record key "<campaignId>:<schema>:<clientReferenceId>", so a later file with
+the same offline id updates the record). Rejected entities are stored on the job with their position,
+field and reason. A redelivered job keeps its scan and resumes after its checkpoint."""
+from __future__ import annotations
+
+import datetime as dt
+
+import orjson
+
+from models.digit import NAMESPACE
+from models.digit import store as digit
+from models.engine import MAX_KEY_LENGTH, Incoming
+from workers.apply import Rejected, run_apply
+from workers.digit.forms import FormValidator, summarise
+from workers.digit.syncfile import Limits, entities, scan
+from workers.errors import JobFailed
+ORIGIN = "digit.sync_file"
+RECORD_TEXT_CAP = 8000
+
+
+def record_key(campaign_id: str, schema: str, client_reference_id: str) -> str:
+    return f"{campaign_id}:{schema}:{client_reference_id}"
+
+
+def _text(value) -> str:
+    try:
+        return orjson.dumps(value)[:RECORD_TEXT_CAP].decode("utf-8", "ignore")
+    except TypeError:
+        return repr(value)[:RECORD_TEXT_CAP]
+
+
+def _created_at(entity: dict) -> dt.datetime | None:
+    audit = entity.get("auditDetails")
+    created = audit.get("createdTime") if isinstance(audit, dict) else None
+    if isinstance(created, int) and not isinstance(created, bool) and 0 < created < 10**14:
+        return dt.datetime.fromtimestamp(created / 1000, dt.timezone.utc)
+    return None
+
+
+class EntityChecker:
+    """Turns (position, schema, entity) into an engine record or a rejection."""
+
+    def __init__(self, campaign_id: str, forms: dict[str, dict], forms_expected: bool):
+        self.campaign_id = campaign_id
+        self.validators = {schema: FormValidator(body) for schema, body in forms.items()}
+        # A campaign with no published form at all has nothing to check against; once it has forms, an
+        # entity whose schema has none is refused rather than stored unchecked.
+        self.forms_expected = forms_expected
+
+    def __call__(self, position: int, schema: str | None, entity) -> Incoming | Rejected:
+        if schema is None:
+            return Rejected(position, None, "BAD_LINE", 'each NDJSON line must be {"schema": "<name>", "data": {...}}',
+                            record=_text(entity))
+        if not isinstance(entity, dict):
+            return Rejected(position, None, "NOT_AN_OBJECT", f"a {schema} entity must be a JSON object",
+                            path=schema, record=_text(entity))
+        crid = entity.get("clientReferenceId")
+        if not isinstance(crid, str) or not crid.strip():
+            return Rejected(position, None, "MISSING_CLIENT_REFERENCE_ID",
+                            "clientReferenceId (the entity's offline id) is required", path="clientReferenceId",
+                            record=_text(entity))
+        validator = self.validators.get(schema)
+        if validator is None and self.forms_expected:
+            return Rejected(position, crid, "UNKNOWN_SCHEMA",
+                            f"campaign {self.campaign_id} has no form for schema {schema!r}", path=schema,
+                            record=_text(entity))
+        if validator is not None:
+            errors = validator.errors(entity)
+            if errors:
+                return Rejected(position, crid, errors[0].code, summarise(errors), path=errors[0].path,
+                                record=_text(entity))
+        key = record_key(self.campaign_id, schema, crid)
+        if len(key) > MAX_KEY_LENGTH:
+            return Rejected(position, crid, "KEY_TOO_LONG", "clientReferenceId is longer than the server accepts",
+                            path="clientReferenceId")
+        return Incoming(position=position, key=key, record_type=schema, data=entity,
+                        deleted=entity.get("isDeleted") is True,
+                        schema_version="" if validator is None else str(validator.version),
+                        meta={"campaignId": self.campaign_id}, created_at=_created_at(entity))
+
+
+def _layout(ctx, path, limits: Limits) -> tuple[dict, int]:
+    with ctx.session() as session:
+        layout, total = digit.job_scan(session, ctx.job.id)
+    if layout is not None and total is not None:
+        return layout, total
+
+    layout = scan(path, limits, tick=ctx.heartbeat())
+    with ctx.session() as session:
+        digit.save_scan(session, ctx.job.id, layout, layout["total"])
+    return layout, layout["total"]
+
+
+def run_sync_file(ctx) -> dict:
+    params = ctx.job.params or {}
+    campaign_id = params.get("campaignId")
+    sha = ctx.job.blob_sha256
+    if not campaign_id or not sha:
+        raise JobFailed("invalid_job", "the sync job has no campaign or file")
+    blobs = ctx.runtime.blobs
+    if not blobs.exists(sha):
+        raise JobFailed("file_missing", f"the sync file {sha} is not in the blob store")
+    path = blobs.path(sha)
+    limits = Limits.from_settings(ctx.settings)
+    layout, total = _layout(ctx, path, limits)
+
+    versions = {schema: int(v) for schema, v in (params.get("forms") or {}).items()}
+    with ctx.session() as session:
+        forms = digit.form_versions(session, tenant_id=ctx.job.tenant_id, campaign_id=campaign_id,
+                                    versions=versions)
+    check = EntityChecker(campaign_id, forms, forms_expected=bool(versions))
+    items = (check(position, schema, entity)
+             for position, schema, entity in entities(path, layout, start=ctx.job.checkpoint, limits=limits))
+    counts = run_apply(ctx, items, namespace=NAMESPACE, origin=ORIGIN, transmission=str(ctx.job.id), total=total)
+    return {"entities": total, "counts": counts, "forms": versions,
+            "parts": [{"member": p["member"], "format": p["format"], "count": p["count"]}
+                      for p in layout["parts"]]}

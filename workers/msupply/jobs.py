@@ -1,0 +1,159 @@
+"""mSupply pipelines.
+
+`msupply.push`: a satellite's pushed batch (already normalised to v3 shape at the edge and stored as a
+blob) goes through the engine; SyncIDs the site pushed before are skipped, merges repoint references.
+`msupply.initial_dump`: regenerate one site's outgoing queue with INSERT … SELECT batches (exports queue).
+The fan-out of every accepted change to the site queues is the models layer's after-apply hook
+(models/msupply/__init__.py), run inside each apply transaction."""
+from __future__ import annotations
+
+from itertools import islice
+
+import ijson
+import orjson
+
+from models.engine import MAX_KEY_LENGTH, Incoming, apply_chunk
+from models.msupply import NAMESPACE
+from models.msupply import store as msupply
+from workers.apply import Rejected, run_apply
+from workers.errors import JobFailed
+
+SYNC_TYPES = ("I", "U", "D", "M")
+DUMP_BATCH = 20_000
+
+
+def routing(settings) -> msupply.Routing:
+    """The deployment's routing (MSUPPLY_ROUTING_FILE, or the shipped defaults)."""
+    return msupply.routing_for(settings.option("msupply", "routing_file"))
+
+
+# --- push ----------------------------------------------------------------------------------------
+
+def parse_record(position: int, raw) -> Incoming | Rejected:
+    """One pushed v3-shaped record to an engine record, or the reason it cannot be stored."""
+    def reject(code, message, path=None):
+        record_id = raw.get("RecordID") if isinstance(raw, dict) else None
+        return Rejected(position, record_id if isinstance(record_id, str) else None, code, message, path,
+                        orjson.dumps(raw, default=str).decode()[:8000])
+
+    if not isinstance(raw, dict):
+        return reject("not_an_object", "a sync record must be a JSON object")
+    if raw.get("_v1_unknown_table") is not None:
+        return reject("unknown_table", f"unknown v1 table number {raw['_v1_unknown_table']!r}", "TableNumber")
+    sync_type = raw.get("SyncType")
+    if sync_type not in SYNC_TYPES:
+        return reject("invalid_sync_type", f"SyncType must be one of I, U, D, M (got {sync_type!r})", "SyncType")
+    record_type, record_id = raw.get("RecordType"), raw.get("RecordID")
+    if not isinstance(record_type, str) or not record_type:
+        return reject("missing_record_type", "RecordType is required", "RecordType")
+    store_id = raw.get("StoreID") if isinstance(raw.get("StoreID"), str) else ""
+    meta = {"store_id": store_id}
+    if sync_type == "M":
+        keep, drop = raw.get("mergeIDtokeep"), raw.get("mergeIDtodelete")
+        if not (isinstance(keep, str) and keep and isinstance(drop, str) and drop) or keep == drop:
+            return reject("invalid_merge", "a merge needs two different ids mergeIDtokeep and mergeIDtodelete",
+                          "mergeIDtodelete")
+        meta.update(sync_type="M", merge_keep=keep, merge_delete=drop)
+        record_id = drop
+    if not isinstance(record_id, str) or not record_id:
+        return reject("missing_record_id", "RecordID is required", "RecordID")
+    key = f"{record_type}:{record_id}"
+    if len(key) > MAX_KEY_LENGTH:
+        return reject("key_too_long", f"RecordType and RecordID together exceed {MAX_KEY_LENGTH} characters")
+    if sync_type in ("D", "M"):
+        return Incoming(position=position, key=key, record_type=record_type, data=None, deleted=True, meta=meta)
+    data = raw.get("Data", raw.get("data"))
+    if not isinstance(data, dict):
+        return reject("missing_data", "Data must be an object for an insert or update", "Data")
+    return Incoming(position=position, key=key, record_type=record_type, data=data, meta=meta)
+
+
+def _batched(iterable, size):
+    it = iter(iterable)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def _push_items(ctx, site_id: int, skipped: list, sync_by_position: dict):
+    """Stream the payload, drop records whose SyncID the site already pushed in an earlier job."""
+    with ctx.runtime.blobs.open(ctx.job.blob_sha256) as stream:
+        try:
+            for group in _batched(enumerate(ijson.items(stream, "item", use_float=True)), ctx.settings.chunk_size):
+                if group[-1][0] < ctx.job.checkpoint:
+                    continue
+                ids = [r["SyncID"] for _, r in group if isinstance(r, dict) and isinstance(r.get("SyncID"), str)]
+                with ctx.session() as session:
+                    seen = msupply.seen_sync_ids(session, ctx.job.tenant_id, site_id, ids, ctx.job.id)
+                for position, raw in group:
+                    if isinstance(raw, dict) and raw.get("SyncID") in seen:
+                        skipped.append(position)
+                        continue
+                    item = parse_record(position, raw)
+                    if isinstance(item, Incoming) and isinstance(raw.get("SyncID"), str):
+                        sync_by_position[position] = raw["SyncID"]
+                    yield item
+        except ijson.JSONError as exc:
+            raise JobFailed("malformed_payload", f"the stored payload is not a JSON array: {exc}") from None
+
+
+def _repoint_merges(session, ctx, records: list[Incoming], origin: str) -> None:
+    """A merge makes every record that names the removed id name the kept one instead. The changed
+    records go through the engine (versions, audit, fan-out) like any other change."""
+    for rec in records:
+        if rec.meta.get("sync_type") != "M":
+            continue
+        rows = msupply.records_naming(session, ctx.job.tenant_id, rec.meta["merge_delete"], rec.meta["merge_keep"])
+        for batch in _batched(rows, ctx.settings.chunk_size):
+            apply_chunk(session, tenant_id=ctx.job.tenant_id, namespace=NAMESPACE, actor=ctx.job.created_by,
+                        origin=origin, job_id=ctx.job.id, hooks=ctx.hooks(NAMESPACE), records=[
+                            Incoming(position=rec.position, key=r.record_key, record_type=r.record_type,
+                                     data=r.data, meta=r.meta) for r in batch])
+
+
+def push(ctx) -> dict:
+    site_id = int(ctx.job.params["site_id"])
+    origin = msupply.site_origin(site_id)
+    skipped: list[int] = []
+    sync_by_position: dict[int, str] = {}
+
+    def on_chunk(session, records, result, rejected):
+        sync_ids = [sync_by_position.pop(r.position) for r in records if r.position in sync_by_position]
+        msupply.remember_sync_ids(session, ctx.job.tenant_id, site_id, sync_ids, ctx.job.id)
+        _repoint_merges(session, ctx, records, origin)
+
+    items = _push_items(ctx, site_id, skipped, sync_by_position)
+    counts = run_apply(ctx, items, namespace=NAMESPACE, origin=origin,
+                       transmission=ctx.job.params.get("transmission"), total=ctx.job.params.get("total"),
+                       on_chunk=on_chunk)
+    return {"counts": counts, "already_pushed": len(skipped)}
+
+
+# --- initial dump --------------------------------------------------------------------------------
+
+def initial_dump(ctx) -> dict:
+    params = ctx.job.params
+    site_id, full, upto = int(params["site_id"]), bool(params.get("full")), int(params["upto"])
+    batch = int(params.get("batch") or DUMP_BATCH)
+    after = ctx.job.checkpoint
+    queued = int(ctx.counts.get("queued", 0))
+    first = after == 0
+    while True:
+        with ctx.session() as session:
+            if first and not params.get("cleared"):
+                # Regenerate: the queue restarts from nothing (a redelivery before the first batch
+                # committed clears again, which is the same result).
+                msupply.clear_queue(session, ctx.job.tenant_id, site_id)
+                first = False
+            added, last = msupply.dump_batch(session, tenant_id=ctx.job.tenant_id, site_id=site_id, after=after,
+                                             upto=upto, batch=batch, full=full,
+                                             routing=routing(ctx.settings))
+            if last is not None:
+                queued += added
+                after = last
+            ctx.progress(session, done=after if last is not None else upto, total=upto, checkpoint=after,
+                         counts={"queued": queued})
+        if last is None:
+            break
+    with ctx.session() as session:
+        msupply.refresh_stats(session)
+    return {"queued": queued, "full": full, "site_id": site_id}

@@ -1,0 +1,194 @@
+"""Synkronus push pipeline: validate each observation (a bad one is a failed record, never a failed
+batch), apply the rest through the engine, keep warnings, and write the exact answer as the receipt."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import orjson
+
+from models import jobs, receipts
+from models.engine import Incoming
+from models.synkronus import NAMESPACE
+from models.synkronus.store import push_errors, safe_current_version
+from workers.apply import Rejected, run_apply
+from workers.errors import JobFailed
+from workers.index import submit_index
+from workers.jsonsafe import JsonError, find_unstorable, loads_checked
+
+MAX_STRING = 256 * 1024
+MAX_ID = 512
+MAX_DATA_BYTES = 1024 * 1024
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})?$")
+
+
+def parse_time(value) -> dt.datetime | None:
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("not an RFC3339 date-time")
+    parsed = dt.datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def _geo_problem(geo) -> str | None:
+    if geo is None:
+        return None
+    if not isinstance(geo, dict):
+        return "geolocation must be an object"
+    ranges = {"latitude": (-90, 90), "longitude": (-180, 180), "accuracy": (0, None), "altitude": (None, None),
+              "altitude_accuracy": (0, None)}
+    for name in ("latitude", "longitude"):
+        if name not in geo:
+            return f"geolocation.{name} is required"
+    for name, (low, high) in ranges.items():
+        value = geo.get(name)
+        if value is None and name in ("altitude", "altitude_accuracy", "accuracy"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"geolocation.{name} must be a number"
+        if (low is not None and value < low) or (high is not None and value > high):
+            return f"geolocation.{name} is out of range"
+    return None
+
+
+def validate(position: int, record, *, clean: bool = False) -> tuple[Incoming | Rejected, dict | None]:
+    """One observation → (Incoming, optional warning) or (Rejected, None). `clean`: the document came
+    through the strict parser, so no NaN/Infinity can hide in it and only text needs checking."""
+    def reject(code, message, path=None):
+        rid = record.get("observation_id") if isinstance(record, dict) else None
+        return Rejected(position=position, record_id=rid if isinstance(rid, str) else None, code=code,
+                        message=message, path=path, record=_as_text(record)), None
+
+    if not isinstance(record, dict):
+        return reject("invalid_record", "record must be an object")
+    obs_id = record.get("observation_id")
+    if not isinstance(obs_id, str) or not obs_id.strip():
+        return reject("missing_observation_id", "observation_id is required", "observation_id")
+    if len(obs_id) > MAX_ID:
+        return reject("invalid_observation_id", f"observation_id longer than {MAX_ID} characters", "observation_id")
+    data = record.get("data")
+    if not isinstance(data, dict):
+        return reject("invalid_type", "data must be an object", "data")
+    data_text = None
+    if clean:
+        data_text = orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+        if len(data_text) > MAX_DATA_BYTES:
+            return reject("record_too_large", f"data is larger than {MAX_DATA_BYTES} bytes", "data")
+        suspicious = "\\u0000" in data_text or len(data_text) > MAX_STRING
+        others = {k: v for k, v in record.items() if k != "data"}
+        problem = find_unstorable(others, max_string=MAX_STRING)
+        if problem is None and suspicious:
+            problem = find_unstorable(data, max_string=MAX_STRING, path="data")
+    else:
+        problem = find_unstorable(record, max_string=MAX_STRING)
+    if problem is not None:
+        code, message, path = problem
+        return reject(code, f"{path or 'record'}: {message}", path)
+    form_type = record.get("form_type")
+    if form_type is not None and not isinstance(form_type, str):
+        return reject("invalid_type", "form_type must be a string", "form_type")
+    form_version = record.get("form_version", "")
+    if form_version is None:
+        form_version = ""
+    if not isinstance(form_version, (str, int, float)) or isinstance(form_version, bool):
+        return reject("invalid_type", "form_version must be a string", "form_version")
+    deleted = record.get("deleted", False)
+    if not isinstance(deleted, bool):
+        return reject("invalid_type", "deleted must be a boolean", "deleted")
+    created_at = None
+    for field in ("created_at", "updated_at", "synced_at"):
+        value = record.get(field)
+        if value is None:
+            continue
+        try:
+            parse_time(value)
+        except ValueError:
+            return reject("invalid_timestamp", f"{field} is not an RFC3339 date-time", field)
+        if field == "created_at":
+            created_at = value  # validated; PostgreSQL reads RFC3339 as it is
+    geo = record.get("geolocation")
+    geo_problem = _geo_problem(geo)
+    if geo_problem:
+        return reject("invalid_geolocation", geo_problem, "geolocation")
+    meta = {}
+    if record.get("synced_at") is not None:
+        meta["synced_at"] = record["synced_at"]
+    incoming = Incoming(position=position, key=obs_id, record_type=form_type or "", data=data, deleted=deleted,
+                        schema_version=str(form_version), geolocation=geo, meta=meta, created_at=created_at,
+                        data_text=data_text)
+    warning = None
+    if not form_type:
+        warning = {"position": position, "record_id": obs_id, "code": "MISSING_FORM_TYPE",
+                   "message": "form_type is empty; the record was stored without one", "severity": "warning"}
+    return incoming, warning
+
+
+def _as_text(record) -> str:
+    try:
+        return orjson.dumps(record, default=repr).decode()
+    except TypeError:
+        return repr(record)
+
+
+def push_answer(session, job_id, tenant_id: str, client_id: str, success_count: int) -> dict:
+    rows = push_errors(session, job_id)
+    answer: dict = {"current_version": safe_current_version(session, tenant_id, client_id),
+                    "success_count": success_count}
+    failed = [{"index": r.position, "error": r.message, "record": _parse_or_text(r.record)}
+              for r in rows if r.severity == "error"]
+    warnings = [{"id": r.record_id or "", "code": r.code, "message": r.message} for r in rows
+                if r.severity == "warning"]
+    if failed:
+        answer["failed_records"] = failed
+    if warnings:
+        answer["warnings"] = warnings
+    return answer
+
+
+def _parse_or_text(value):
+    if value is None:
+        return None
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value
+
+
+def run_push(ctx):
+    params = ctx.job.params
+    client_id, transmission_id = params["client_id"], params["transmission_id"]
+    with ctx.runtime.blobs.open(ctx.job.blob_sha256) as fh:
+        raw = fh.read()
+    try:
+        body, clean = loads_checked(raw)
+    except JsonError as exc:
+        raise JobFailed("malformed_payload", exc.message) from None
+    records = body.get("records") if isinstance(body, dict) else None
+    if not isinstance(records, list):
+        raise JobFailed("malformed_payload", "records must be an array")
+    warnings: dict[int, dict] = {}
+
+    def items():
+        for position, record in enumerate(records):
+            item, warning = validate(position, record, clean=clean)
+            if warning is not None:
+                warnings[position] = warning
+            yield item
+
+    def on_chunk(session, applied, result, rejected):
+        chunk_warnings = [warnings.pop(rec.position) for rec in applied if rec.position in warnings]
+        for position, key, server_version in result.conflicts:
+            chunk_warnings.append({
+                "position": position, "record_id": key, "code": "CONFLICT", "severity": "warning",
+                "message": f"the server's copy changed (version {server_version}) after this client last pulled;"
+                           " this write won and the server's copy was kept for review"})
+        jobs.record_errors(session, ctx.job.id, chunk_warnings)
+
+    counts = run_apply(ctx, items(), namespace=NAMESPACE, origin=client_id, transmission=transmission_id,
+                       client_since=params.get("client_since"), total=len(records), on_chunk=on_chunk)
+    success = counts["accepted"] + counts["duplicate"]
+    with ctx.session() as session:
+        answer = push_answer(session, ctx.job.id, ctx.job.tenant_id, client_id, success)
+        receipts.store_answer(session, ctx.job.tenant_id, client_id, transmission_id, 200, orjson.dumps(answer))
+        if counts["accepted"]:
+            submit_index(session, ctx, namespace=NAMESPACE)
+    return answer
