@@ -99,3 +99,22 @@ def test_cli_publishes_forms(settings, real_sessions, tmp_path, monkeypatch):
     with session_scope(real_sessions) as s:
         rows = digit.latest_forms(s, tenant_id="default", campaign_id=campaign)
         assert sorted(r.schema for r in rows) == ["household", "individual"]
+
+
+def test_a_validation_the_server_does_not_understand_is_refused_at_publish(app, client, db_session):
+    admin = _admin(app, db_session)
+    form = household_form(version=1, campaign=f"C-{uuid.uuid4().hex[:6]}")
+    form["elements"][1]["validations"] = [{"name": "max", "value": 20}]        # `value`, not `attribute`
+    resp = client.post("/admin/forms", json=form, headers=admin)
+    assert resp.status_code == 400, resp.get_json()
+    body = resp.get_json()
+    assert body["error"] == "invalid_form"
+    [problem] = body["problems"]
+    assert "elements[1] (memberCount)" in problem and "'max'" in problem and "attribute" in problem
+    for bad in ({"name": "maxi", "attribute": 3}, {"name": "max", "attribute": "lots"},
+                {"name": "pattern", "attribute": "("}):
+        form["elements"][1]["validations"] = [bad]
+        resp = client.post("/admin/forms", json=form, headers=admin)
+        assert resp.status_code == 400 and bad["name"] in resp.get_json()["message"], resp.get_json()
+    # nothing was published along the way
+    assert client.get(f"/admin/forms?campaignId={form['campaignId']}", headers=admin).get_json()["forms"] == []

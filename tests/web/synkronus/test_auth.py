@@ -90,3 +90,15 @@ def test_token_of_a_deleted_user_is_401(app, client, db_session):
     delete_user(db_session, user.username)
     db_session.commit()
     assert client.post("/sync/pull", json={"client_id": "c"}, headers=headers).status_code == 401
+
+
+def test_errors_are_problem_json_with_the_members_real_clients_read(client):
+    for resp in (client.post("/auth/login", json={"username": "", "password": "x"}),
+                 client.post("/auth/login", data=b"{not json", content_type="application/json"),
+                 client.post("/auth/login", json={"username": "nobody-here", "password": "x"})):
+        assert resp.mimetype == "application/problem+json", resp.headers
+        body = resp.get_json()
+        assert body["status"] == resp.status_code and body["type"] == "about:blank" and body["title"]
+        assert body["detail"] == body["message"] and isinstance(body["error"], str)
+    assert client.post("/auth/login", json={"username": "", "password": "x"}).get_json()["message"] == \
+        "Username is required"

@@ -1,4 +1,6 @@
 """Synkronus user administration."""
+import uuid
+
 from tests.factories import bearer, make_user
 
 
@@ -60,3 +62,53 @@ def test_api_versions_and_version_header(app, client, db_session):
     assert r.headers["x-api-version-used"] == "1.0.0"
     assert client.get("/api/versions").status_code == 401
     assert r.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_create_in_a_tenant_with_tenantId(app, client, db_session):
+    system = make_user(db_session, role="admin", is_system=True)
+    h = bearer(app, system)
+    name = f"pb-user-{uuid.uuid4().hex[:6]}"
+    r = client.post("/users/create", json={"username": name, "password": "p", "role": "read-write",
+                                            "tenantId": "pb"}, headers=h)
+    assert r.status_code == 201, r.get_json()
+    login = client.post("/auth/login", json={"username": name, "password": "p"}).get_json()
+    assert decode_token_claims(app, login["token"])["tenant"] == "pb"
+    # the older spelling still works; both disagreeing, or an unknown field, is refused, never ignored
+    assert client.post("/users/create", json={"username": name + "b", "password": "p", "role": "read-only",
+                                              "tenant": "pb"}, headers=h).status_code == 201
+    for body in ({"tenantId": "pb", "tenant": "xx"}, {"tenantID": "pb"}, {"tenantId": 5}, {"tenantId": ""}):
+        r = client.post("/users/create", json={"username": name + "c", "password": "p", "role": "read-only", **body},
+                        headers=h)
+        assert r.status_code == 400 and r.mimetype == "application/problem+json", (body, r.get_json())
+
+
+def test_a_tenant_admin_creates_only_in_its_own_tenants(app, client, db_session):
+    admin = make_user(db_session, role="admin", tenant="pb")
+    h = bearer(app, admin)
+    ok = client.post("/users/create", json={"username": f"amr-{uuid.uuid4().hex[:6]}", "password": "p",
+                                            "role": "read-write", "tenantId": "pb.amritsar"}, headers=h)
+    assert ok.status_code == 201
+    r = client.post("/users/create", json={"username": f"mh-{uuid.uuid4().hex[:6]}", "password": "p",
+                                           "role": "read-write", "tenantId": "mh"}, headers=h)
+    assert r.status_code == 403
+
+
+def test_an_admin_cannot_delete_itself_nor_the_last_system_admin(app, client, db_session):
+    from sqlalchemy import text
+    # make this the only system admin for the duration of the (rolled back) test
+    db_session.execute(text("UPDATE users SET is_system = false WHERE is_system"))
+    system = make_user(db_session, role="admin", is_system=True)
+    r = client.delete(f"/users/{system.username}", headers=bearer(app, system))
+    assert r.status_code == 409 and "your own account" in r.get_json()["detail"]
+    tenant_admin = make_user(db_session, role="admin", tenant="default")
+    r = client.delete(f"/users/delete/{system.username}", headers=bearer(app, tenant_admin))
+    assert r.status_code == 409 and r.get_json()["error"] == "last_system_admin"
+    second = make_user(db_session, role="admin", is_system=True)
+    assert client.delete(f"/users/{system.username}", headers=bearer(app, second)).status_code == 200
+    assert client.post("/auth/login", json={"username": second.username, "password": "pw-secret"}).status_code == 200
+
+
+def decode_token_claims(app, token):
+    from flask_jwt_extended import decode_token
+    with app.app_context():
+        return decode_token(token)
