@@ -16,9 +16,11 @@ class ApiError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None, **extra):
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 headers: dict | None = None, **extra):
         super().__init__(message)
         self.message = message
+        self.headers = dict(headers or {})  # HTTP headers of the answer (Allow, Upload-Offset, …)
         if code is not None:
             self.code = code
         if status is not None:
@@ -102,7 +104,39 @@ def render(err: ApiError) -> Response:
     response = renderer(err)
     if err.status == 429 and "retry_after" in err.extra:
         response.headers["Retry-After"] = str(err.extra["retry_after"])
+    for name, value in err.headers.items():
+        response.headers[name] = value
     return response
+
+
+def unmatched(**_):
+    """The view of a dialect's catch-all routes (registered on one of the dialect's blueprints, so the
+    answer is in the dialect's own shape): a known path with another method is 405 with `Allow`, any
+    other path under the dialect's prefixes 404."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed = []
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        try:
+            rule, _ = adapter.match(method=method, return_rule=True)
+        except HTTPException:
+            continue
+        if rule.endpoint.rpartition(".")[0] != request.blueprint:  # a real route, not a catch-all
+            allowed.append(method)
+    if allowed:
+        raise ApiError(f"{request.method} is not allowed here", code="method_not_allowed", status=405,
+                       headers={"Allow": ", ".join(allowed)})
+    raise NotFound(f"nothing at {request.path}")
+
+
+def catch_all(name: str, rules: tuple[str, ...]):
+    """A blueprint answering every method on `rules` with `unmatched` (register it after the dialect's
+    own blueprints, with the dialect's renderer)."""
+    from flask import Blueprint
+    blueprint = Blueprint(name, __name__)
+    for number, rule in enumerate(rules):
+        blueprint.add_url_rule(rule, endpoint=f"unmatched{number}", view_func=unmatched,
+                               methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    return blueprint
 
 
 def install_error_handlers(app: Flask) -> None:

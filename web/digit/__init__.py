@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from web.digit import admin_forms, filestore, uploads, views
 from web.digit.envelope import render_error
-from web.errors import register_renderer
+from web.errors import catch_all, register_renderer
+
+# Unknown paths under DIGIT's prefixes answer in DIGIT's shape too.
+UNMATCHED = ("/sync/file/<path:rest>", "/sync/forms/<path:rest>", "/filestore/<path:rest>")
 
 
 def register(app) -> None:
-    for blueprint in (filestore.bp, uploads.bp, views.bp):
+    for blueprint in (filestore.bp, uploads.bp, views.bp, catch_all("digit_fallback", UNMATCHED)):
         app.register_blueprint(blueprint)
         register_renderer(app, blueprint.name, render_error)
     app.register_blueprint(admin_forms.bp)

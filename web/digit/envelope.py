@@ -74,8 +74,6 @@ def render_error(err: ApiError):
     }]}
     response = jsonify(body)
     response.status_code = status
-    for name, value in (err.extra.get("headers") or {}).items():
-        response.headers[name] = value
     return response
 
 

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from models.digit import SYNC_FILE
 from models.digit import store as digit
 from models.jobs import first_errors
-from models.users import ensure_tenant
 from web import context, db
 from web.digit.auth import authenticate, require_tenant, require_writer
 from web.digit.envelope import digit_error, read_envelope, required_text, response_info, sync_time
 from web.digit.filestore import file_id_from_reference
 from web.ops.jobs import progress_percent
-from workers.api import submit_job
+from workers.digit.jobs import submit_sync_file
 
 bp = Blueprint("digit_sync", __name__)
 
@@ -59,18 +57,9 @@ def create():
     stored = digit.get_file(session, file_id)
     if stored is None or not principal.may_act_in(stored.tenant_id):
         raise digit_error("INVALID_FILE", "no such file in the filestore", params=[reference])
-    ensure_tenant(session, tenant)
-    # The forms current now are the ones every delivery of this job validates against.
-    forms = {row.schema: row.version
-             for row in digit.latest_forms(session, tenant_id=tenant, campaign_id=campaign)}
     audit = sync.get("auditDetails") if isinstance(sync.get("auditDetails"), dict) else None
-    job, _created = submit_job(
-        session, context.celery(), tenant_id=tenant, kind=SYNC_FILE,
-        params={"campaignId": campaign, "file": reference, "fileStoreId": str(stored.id), "forms": forms,
-                "auditDetails": audit},
-        idempotency_key=f"{campaign}:{stored.sha256}", payload_hash=stored.sha256, blob_sha256=stored.sha256,
-        created_by=principal.user_id)
-    db.commit()
+    job = submit_sync_file(session, context.celery(), tenant_id=tenant, campaign_id=campaign, reference=reference,
+                           stored=stored, audit=audit, created_by=principal.user_id)
     return {"responseInfo": response_info(info), "sync": sync_view(job)}
 
 

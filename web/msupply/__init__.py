@@ -2,20 +2,21 @@
 sites, and the error shape mSupply clients read (`{"error": "<text>"}` on every failure)."""
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+from flask import Flask
 
-from web.errors import register_renderer
+from web.errors import catch_all, register_renderer
 from web.msupply import admin, v1map, v4, views
-from web.msupply.envelope import METHODS, fallback, render_admin_error, render_error
+from web.msupply.envelope import render_admin_error, render_error
+
+# Unknown mSupply paths and wrong methods answer in mSupply's shape too.
+UNMATCHED = ("/sync/v<int(min=1, max=4):version>/<path:rest>", "/sync/v<int(min=1, max=3):version>",
+             "/api/v4/<path:rest>")
 
 
 def register(app: Flask) -> None:
     settings = app.config["FIELDSYNC_SETTINGS"]
     app.extensions["msupply_v1map"] = v1map.load(settings.option("msupply", "v1_map_file"))
-    rest = Blueprint("msupply_fallback", __name__)
-    for rule in ("/sync/v<int(min=1, max=4):version>/<path:rest>", "/sync/v<int(min=1, max=3):version>",
-                 "/api/v4/<path:rest>"):
-        rest.add_url_rule(rule, view_func=fallback, methods=list(METHODS))
+    rest = catch_all("msupply_fallback", UNMATCHED)
     for blueprint in (views.bp, v4.sync_bp, v4.api_bp, rest):
         app.register_blueprint(blueprint)
         register_renderer(app, blueprint.name, render_error)

@@ -2,25 +2,20 @@
 queued_records (count, pull, push), acknowledged_records, initial_dump, site and user."""
 from __future__ import annotations
 
-import hashlib
-import uuid
-
 import orjson
 from flask import Blueprint, current_app, request
 
-from models.blobs import save_bytes
-from models.engine import current_version, get_record
-from models.msupply import INITIAL_DUMP, NAMESPACE, PUSH, SERVER_SITE_ID
+from models.engine import get_record
+from models.msupply import NAMESPACE, SERVER_SITE_ID
 from models.msupply import store as msupply
-from models.tables import TERMINAL_STATUSES, Job
 from web import context, db
 from web.errors import BadRequest
 from web.jsonbody import read_json
 from web.msupply import wire
 from web.msupply.auth import authenticate_site, authenticate_user, check_route
 from web.msupply.envelope import json_response
-from workers import doorbell
-from workers.api import submit_job
+from workers.api import wait_for_end
+from workers.msupply.jobs import start_initial_dump, submit_push
 
 bp = Blueprint("msupply_sync", __name__, url_prefix="/sync/v<int(min=1, max=3):version>")
 
@@ -72,27 +67,10 @@ def push(version: int):
     records = wire.push_records(read_json(), version, _v1map())
     if not records:
         return json_response({})
-    payload = wire.dump_payload(records)
     session = db.session()
-    sha, _ = save_bytes(session, context.blobs(), payload, "application/json")
-    sync_ids = "\n".join(str(r.get("SyncID") or f"#{i}") if isinstance(r, dict) else f"#{i}"
-                         for i, r in enumerate(records))
-    key = f"site:{site.site_id}:{hashlib.sha256(sync_ids.encode()).hexdigest()}"
-    job, _ = submit_job(session, context.celery(), tenant_id=site.tenant_id,
-                        kind=PUSH, params={"site_id": site.site_id, "version": version,
-                                                     "total": len(records), "transmission": key},
-                        idempotency_key=key, payload_hash=sha, blob_sha256=sha,
-                        created_by=msupply.site_origin(site.site_id), progress_total=len(records))
-    job_id = job.id
-    db.commit()
-
-    def ended():
-        session.expire_all()
-        found = session.get(Job, job_id)
-        session.rollback()  # no snapshot held open while waiting
-        return True if found is None or found.status in TERMINAL_STATUSES else None
-
-    doorbell.wait_until(context.redis(), job_id, context.settings().sync_wait_seconds, ended)
+    job_id = submit_push(session, context.celery(), context.blobs(), site, wire.dump_payload(records),
+                         count=len(records), sync_ids=wire.sync_ids(records), version=version)
+    wait_for_end(session, context.redis(), job_id, context.settings().sync_wait_seconds)
     return json_response({})
 
 
@@ -101,17 +79,7 @@ def initial_dump(version: int):
     """Regenerate the site's queue: cleared now (so `count` starts from zero), refilled by a job.
     A dump already queued or running for the site is left to finish; no second one starts."""
     site = _site(version)
-    session = db.session()
-    msupply.lock_site(session, site.tenant_id, site.site_id)
-    if msupply.open_dump_job(session, site.tenant_id, site.site_id) is None:
-        msupply.clear_queue(session, site.tenant_id, site.site_id)
-        full = request.args.get("type") == "full"
-        submit_job(session, context.celery(), tenant_id=site.tenant_id, kind=INITIAL_DUMP,
-                   params={"site_id": site.site_id, "full": full, "cleared": True,
-                           "upto": current_version(session, site.tenant_id)},
-                   idempotency_key=f"site:{site.site_id}:dump:{uuid.uuid4().hex}",
-                   created_by=msupply.site_origin(site.site_id))
-    db.commit()
+    start_initial_dump(db.session(), context.celery(), site, full=request.args.get("type") == "full")
     return json_response({})
 
 

@@ -19,6 +19,11 @@ def push_records(body, version: int, mapping: V1Map) -> list:
     return body
 
 
+def sync_ids(records: list) -> list[str]:
+    """The batch's SyncIDs in order (a position stands in for a record without one): its identity."""
+    return [str(r.get("SyncID") or f"#{i}") if isinstance(r, dict) else f"#{i}" for i, r in enumerate(records)]
+
+
 def dump_payload(records: list) -> bytes:
     # A NaN or Infinity read from the body becomes its text, so the record is kept (as text) rather
     # than failing the whole push.

@@ -2,15 +2,11 @@
 (keyset pages spliced from stored JSON text) and GET /api/versions."""
 from __future__ import annotations
 
-import hashlib
-
 import orjson
 from flask import Blueprint, current_app, request
 
 from models import receipts
-from models.blobs import save_bytes
-from models.synkronus import PUSH
-from models.synkronus.store import advance_cursor, client_cursor, pull_page
+from models.synkronus.store import advance_cursor, pull_page
 from models.tables import TERMINAL_STATUSES, Job
 from web import context, db
 from web.auth import current_principal, require
@@ -18,7 +14,7 @@ from web.errors import BadRequest, Conflict
 from web.jsonbody import read_json_object
 from web.synkronus.envelope import API_VERSIONS, CURRENT_API_VERSION
 from workers import doorbell
-from workers.api import submit_job
+from workers.synkronus.jobs import TransmissionConflict, accept_push
 
 bp = Blueprint("synkronus_sync", __name__)
 
@@ -52,32 +48,14 @@ def push():
         raise BadRequest("transmission_id or client_id is too long", code="invalid_request")
 
     principal = current_principal()
-    tenant = principal.tenant_id
-    payload_hash = hashlib.sha256(raw).hexdigest()
-    session = db.session()
-    settings = context.settings()
-
-    existing = receipts.get(session, tenant, client_id, transmission_id)
-    if existing is None:
-        sha, _ = save_bytes(session, context.blobs(), raw, "application/json")
-        if receipts.claim(session, tenant_id=tenant, client_id=client_id, transmission_id=transmission_id,
-                          payload_hash=payload_hash, retention_days=settings.receipt_retention_days):
-            job, _ = submit_job(
-                session, context.celery(), tenant_id=tenant, kind=PUSH,
-                idempotency_key=f"{client_id}\x1f{transmission_id}\x1f{payload_hash}",
-                params={"client_id": client_id, "transmission_id": transmission_id,
-                        "client_since": client_cursor(session, tenant, client_id)},
-                payload_hash=payload_hash, blob_sha256=sha, created_by=principal.username,
-                progress_total=len(records), max_attempts=settings.job_max_attempts)
-            receipts.attach_job(session, tenant, client_id, transmission_id, job.id)
-            db.commit()  # payload and job are durable; the message goes out now
-            return _answer(tenant, client_id, transmission_id, settings.sync_wait_seconds)
-        session.rollback()
-        existing = receipts.get(session, tenant, client_id, transmission_id)
-    if existing.payload_hash != payload_hash:
+    try:
+        accept_push(db.session(), context.celery(), context.blobs(), context.settings(), tenant_id=principal.tenant_id,
+                    actor=principal.username, client_id=client_id, transmission_id=transmission_id, raw=raw,
+                    total=len(records))
+    except TransmissionConflict:
         raise Conflict("this transmission_id was already used with a different payload",
-                       code="transmission_conflict")
-    return _answer(tenant, client_id, transmission_id, settings.sync_wait_seconds)
+                       code="transmission_conflict") from None
+    return _answer(principal.tenant_id, client_id, transmission_id, context.settings().sync_wait_seconds)
 
 
 def _answer(tenant: str, client_id: str, transmission_id: str, wait_seconds: float):
