@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 from config.celery import TASK_FOR_QUEUE
 from models import jobs
 from models.kinds import JobKind
+from models.tables import TERMINAL_STATUSES, Job
+from workers import doorbell
 
 log = logging.getLogger(__name__)
 
@@ -57,3 +59,16 @@ def _drop_pending(session: Session, previous_transaction) -> None:
         return  # a savepoint rolled back; the outer transaction may still commit
     if session.info.pop(_PENDING_KEY, None):
         log.info("transaction rolled back; nothing enqueued")
+
+
+def wait_for_end(session: Session, redis_client, job_id, timeout: float) -> str | None:
+    """Wait (bounded) until the job is finished; its final status, or None when it still runs. No
+    snapshot or connection is held between looks."""
+    def ended():
+        session.expire_all()
+        found = session.get(Job, job_id)
+        status = None if found is None else found.status
+        session.rollback()
+        return status if status in TERMINAL_STATUSES else None
+
+    return doorbell.wait_until(redis_client, job_id, timeout, ended)

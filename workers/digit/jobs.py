@@ -11,9 +11,11 @@ import datetime as dt
 
 import orjson
 
-from models.digit import NAMESPACE
+from models.digit import NAMESPACE, SYNC_FILE
 from models.digit import store as digit
 from models.engine import MAX_KEY_LENGTH, Incoming
+from models.users import ensure_tenant
+from workers.api import submit_job
 from workers.apply import Rejected, run_apply
 from workers.digit.forms import FormValidator, summarise
 from workers.digit.syncfile import Limits, entities, scan
@@ -93,6 +95,24 @@ def _layout(ctx, path, limits: Limits) -> tuple[dict, int]:
     with ctx.session() as session:
         digit.save_scan(session, ctx.job.id, layout, layout["total"])
     return layout, layout["total"]
+
+
+def submit_sync_file(session, celery_app, *, tenant_id: str, campaign_id: str, reference: str,
+                     stored: digit.DigitFile, audit: dict | None, created_by: str | None):
+    """Hand a stored file in as a sync, and commit. A sync is keyed by (tenant, campaign, file hash): the
+    same file handed in twice is the same sync. The campaign's forms current now are the ones every
+    delivery of the job validates against. Returns the job."""
+    ensure_tenant(session, tenant_id)
+    forms = {row.schema: row.version
+             for row in digit.latest_forms(session, tenant_id=tenant_id, campaign_id=campaign_id)}
+    job, _ = submit_job(
+        session, celery_app, tenant_id=tenant_id, kind=SYNC_FILE,
+        params={"campaignId": campaign_id, "file": reference, "fileStoreId": str(stored.id), "forms": forms,
+                "auditDetails": audit},
+        idempotency_key=f"{campaign_id}:{stored.sha256}", payload_hash=stored.sha256, blob_sha256=stored.sha256,
+        created_by=created_by)
+    session.commit()
+    return job
 
 
 def run_sync_file(ctx) -> dict:

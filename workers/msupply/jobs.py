@@ -7,14 +7,18 @@ The fan-out of every accepted change to the site queues is the models layer's af
 (models/msupply/__init__.py), run inside each apply transaction."""
 from __future__ import annotations
 
+import hashlib
+import uuid
 from itertools import islice
 
 import ijson
 import orjson
 
-from models.engine import MAX_KEY_LENGTH, Incoming, apply_chunk
-from models.msupply import NAMESPACE
+from models.blobs import save_bytes
+from models.engine import MAX_KEY_LENGTH, Incoming, apply_chunk, current_version
+from models.msupply import INITIAL_DUMP, NAMESPACE, PUSH
 from models.msupply import store as msupply
+from workers.api import submit_job
 from workers.apply import Rejected, run_apply
 from workers.errors import JobFailed
 
@@ -28,6 +32,21 @@ def routing(settings) -> msupply.Routing:
 
 
 # --- push ----------------------------------------------------------------------------------------
+
+def submit_push(session, celery_app, blobs, site, payload: bytes, *, count: int, sync_ids: list[str],
+                version: int):
+    """Store a pushed batch (already in v3 shape) and its push job, and commit. The job is keyed by the
+    batch's SyncIDs, so a resent batch is the same job. Returns the job id."""
+    sha, _ = save_bytes(session, blobs, payload, "application/json")
+    identity = "\n".join(sync_ids).encode()
+    key = f"site:{site.site_id}:{hashlib.sha256(identity).hexdigest()}"
+    job, _ = submit_job(session, celery_app, tenant_id=site.tenant_id, kind=PUSH,
+                        params={"site_id": site.site_id, "version": version, "total": count, "transmission": key},
+                        idempotency_key=key, payload_hash=sha, blob_sha256=sha,
+                        created_by=msupply.site_origin(site.site_id), progress_total=count)
+    session.commit()
+    return job.id
+
 
 def parse_record(position: int, raw) -> Incoming | Rejected:
     """One pushed v3-shaped record to an engine record, or the reason it cannot be stored."""
@@ -129,6 +148,21 @@ def push(ctx) -> dict:
 
 
 # --- initial dump --------------------------------------------------------------------------------
+
+def start_initial_dump(session, celery_app, site, *, full: bool) -> None:
+    """Clear the site's queue now (so `count` starts from zero) and start the job that refills it, up
+    to the tenant's current version; a dump already queued or running for the site is left to finish.
+    Commits."""
+    msupply.lock_site(session, site.tenant_id, site.site_id)
+    if msupply.open_dump_job(session, site.tenant_id, site.site_id) is None:
+        msupply.clear_queue(session, site.tenant_id, site.site_id)
+        submit_job(session, celery_app, tenant_id=site.tenant_id, kind=INITIAL_DUMP,
+                   params={"site_id": site.site_id, "full": full, "cleared": True,
+                           "upto": current_version(session, site.tenant_id)},
+                   idempotency_key=f"site:{site.site_id}:dump:{uuid.uuid4().hex}",
+                   created_by=msupply.site_origin(site.site_id))
+    session.commit()
+
 
 def initial_dump(ctx) -> dict:
     params = ctx.job.params

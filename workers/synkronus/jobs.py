@@ -3,14 +3,17 @@ batch), apply the rest through the engine, keep warnings, and write the exact an
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 
 import orjson
 
 from models import jobs, receipts
+from models.blobs import save_bytes
 from models.engine import Incoming
-from models.synkronus import NAMESPACE
-from models.synkronus.store import push_errors, safe_current_version
+from models.synkronus import NAMESPACE, PUSH
+from models.synkronus.store import client_cursor, push_errors, safe_current_version
+from workers.api import submit_job
 from workers.apply import Rejected, run_apply
 from workers.errors import JobFailed
 from workers.index import submit_index
@@ -151,6 +154,38 @@ def _parse_or_text(value):
         return orjson.loads(value)
     except orjson.JSONDecodeError:
         return value
+
+
+class TransmissionConflict(Exception):
+    """The transmission id was already used by this client with another payload."""
+
+
+def accept_push(session, celery_app, blobs, settings, *, tenant_id: str, actor: str, client_id: str,
+                transmission_id: str, raw: bytes, total: int) -> bool:
+    """Make a push durable: the payload as a blob, a receipt claimed for (client, transmission) and a
+    push job, committed together (the job's message goes out after the commit). A replay of the same
+    payload is a no-op. Returns True when this call created the job; raises TransmissionConflict."""
+    payload_hash = hashlib.sha256(raw).hexdigest()
+    existing = receipts.get(session, tenant_id, client_id, transmission_id)
+    if existing is None:
+        sha, _ = save_bytes(session, blobs, raw, "application/json")
+        if receipts.claim(session, tenant_id=tenant_id, client_id=client_id, transmission_id=transmission_id,
+                          payload_hash=payload_hash, retention_days=settings.receipt_retention_days):
+            job, _ = submit_job(
+                session, celery_app, tenant_id=tenant_id, kind=PUSH,
+                idempotency_key=f"{client_id}\x1f{transmission_id}\x1f{payload_hash}",
+                params={"client_id": client_id, "transmission_id": transmission_id,
+                        "client_since": client_cursor(session, tenant_id, client_id)},
+                payload_hash=payload_hash, blob_sha256=sha, created_by=actor, progress_total=total,
+                max_attempts=settings.job_max_attempts)
+            receipts.attach_job(session, tenant_id, client_id, transmission_id, job.id)
+            session.commit()  # payload and job are durable; the message goes out now
+            return True
+        session.rollback()  # another request claimed it first
+        existing = receipts.get(session, tenant_id, client_id, transmission_id)
+    if existing.payload_hash != payload_hash:
+        raise TransmissionConflict(transmission_id)
+    return False
 
 
 def run_push(ctx):
