@@ -11,7 +11,7 @@ from models.db import session_scope
 from tests.conftest import wait_for
 from tests.factories import bearer, make_user
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "spec" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "synkronus"
 
 
 @pytest.fixture
