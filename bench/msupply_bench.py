@@ -159,7 +159,8 @@ def push(app, total: int, batch: int) -> tuple[int, float]:
 
 def start_worker(settings) -> subprocess.Popen:
     env = dict(os.environ, DATABASE_URL=settings.database_url, REDIS_URL=settings.redis_url,
-               FIELDSYNC_DATA_DIR=str(settings.data_dir), LOG_JSON="false", PYTHONPATH=str(ROOT))
+               FIELDSYNC_DATA_DIR=str(settings.data_dir), JWT_SECRET=settings.jwt_secret, LOG_JSON="false",
+               PYTHONPATH=str(ROOT))
     log = open(Path(settings.data_dir) / "worker.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.celery_main", "worker", "--queues",
                              "ingest,exports", "--concurrency", "2", "--loglevel", "WARNING", "--without-gossip",
@@ -183,6 +184,7 @@ def main() -> None:
     url = recreate(args.server, args.db)
     data_dir = Path(tempfile.mkdtemp(prefix="msb-"))
     settings = Settings(database_url=url, redis_url=args.redis, data_dir=data_dir, bcrypt_rounds=4,
+                        jwt_secret="bench-" + uuid.uuid4().hex,
                         log_json=False, sync_wait_seconds=60)
     engine = make_engine(url)
     upgrade(engine)

@@ -34,10 +34,18 @@ class Settings:
     admin_username: str | None = None
     admin_password: str | None = None
 
+    # Database timeouts: connecting, and per statement / lock wait for web requests and for workers
+    # (0 = no limit). Workers run long statements (bulk applies, dumps), so theirs is longer.
+    db_connect_timeout_seconds: int = 5
+    db_statement_timeout_ms: int = 30_000
+    db_lock_timeout_ms: int = 10_000
+    worker_statement_timeout_ms: int = 3_600_000
+
     # Limits
     max_body_bytes: int = 64 * 1024 * 1024
     max_upload_bytes: int = 2 * 1024 * 1024 * 1024
     max_json_depth: int = 64
+    max_records_per_push: int = 10_000
 
     # Sync behaviour
     sync_wait_seconds: float = 20.0
@@ -72,6 +80,20 @@ class Settings:
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)
+
+
+class MissingSecret(RuntimeError):
+    """A process that signs or checks tokens was started without its own JWT_SECRET."""
+
+
+def require_secret(settings: Settings) -> Settings:
+    """Refuse to run a server process on the public default signing key (anyone could forge tokens with
+    it). Process entry points call this; `fieldsync serve` in embedded mode generates a secret first."""
+    if not settings.jwt_secret or settings.jwt_secret == Settings.jwt_secret:
+        raise MissingSecret("JWT_SECRET is not set: set it to a long random string (for example "
+                            "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`); "
+                            "fieldsync will not sign tokens with a default key")
+    return settings
 
 
 def _bool(value: str | None, default: bool) -> bool:
@@ -113,9 +135,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         bcrypt_rounds=int(get("BCRYPT_ROUNDS", Settings.bcrypt_rounds)),
         admin_username=get("ADMIN_USERNAME"),
         admin_password=get("ADMIN_PASSWORD"),
+        db_connect_timeout_seconds=int(get("DB_CONNECT_TIMEOUT_SECONDS", Settings.db_connect_timeout_seconds)),
+        db_statement_timeout_ms=int(get("DB_STATEMENT_TIMEOUT_MS", Settings.db_statement_timeout_ms)),
+        db_lock_timeout_ms=int(get("DB_LOCK_TIMEOUT_MS", Settings.db_lock_timeout_ms)),
+        worker_statement_timeout_ms=int(get("WORKER_STATEMENT_TIMEOUT_MS", Settings.worker_statement_timeout_ms)),
         max_body_bytes=int(get("MAX_BODY_BYTES", Settings.max_body_bytes)),
         max_upload_bytes=int(get("MAX_UPLOAD_BYTES", Settings.max_upload_bytes)),
         max_json_depth=int(get("MAX_JSON_DEPTH", Settings.max_json_depth)),
+        max_records_per_push=int(get("MAX_RECORDS_PER_PUSH", Settings.max_records_per_push)),
         sync_wait_seconds=float(get("SYNC_WAIT_SECONDS", Settings.sync_wait_seconds)),
         receipt_retention_days=int(get("RECEIPT_RETENTION_DAYS", Settings.receipt_retention_days)),
         chunk_size=int(get("CHUNK_SIZE", Settings.chunk_size)),

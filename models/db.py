@@ -1,12 +1,16 @@
 """Engine and session lifecycle. session_scope() is the one place that commits or rolls back."""
 from __future__ import annotations
 
+import select
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import Settings
 
 
 def normalise_url(url: str) -> str:
@@ -17,15 +21,86 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
+def make_engine(database_url: str, *, pool_size: int = 5, connect_timeout: int = 5,
+                statement_timeout_ms: int | None = None, lock_timeout_ms: int | None = None) -> Engine:
+    """An engine whose connections give up connecting after `connect_timeout` seconds, notice a dead peer
+    (TCP keepalives), and carry the given server-side statement and lock-wait limits (None or 0: none)."""
+    options = []
+    if statement_timeout_ms:
+        options.append(f"-c statement_timeout={int(statement_timeout_ms)}")
+    if lock_timeout_ms:
+        options.append(f"-c lock_timeout={int(lock_timeout_ms)}")
+    connect_args = {"application_name": "fieldsync", "connect_timeout": max(1, int(connect_timeout)),
+                    "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+    if options:
+        connect_args["options"] = " ".join(options)
     return create_engine(
         normalise_url(database_url),
         pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=10,
+        pool_timeout=10,
         future=True,
-        connect_args={"application_name": "fieldsync"},
+        connect_args=connect_args,
     )
+
+
+def engine_for(settings: Settings, role: str, *, pool_size: int = 5) -> Engine:
+    """The engine of a web process (short statement and lock limits: a client waits on them) or of a
+    worker (a long statement limit: bulk applies and dumps run long statements)."""
+    if role == "web":
+        return make_engine(settings.database_url, pool_size=pool_size,
+                           connect_timeout=settings.db_connect_timeout_seconds,
+                           statement_timeout_ms=settings.db_statement_timeout_ms,
+                           lock_timeout_ms=settings.db_lock_timeout_ms)
+    if role == "worker":
+        return make_engine(settings.database_url, pool_size=pool_size,
+                           connect_timeout=settings.db_connect_timeout_seconds,
+                           statement_timeout_ms=settings.worker_statement_timeout_ms)
+    raise ValueError(f"unknown engine role {role!r}")
+
+
+def probe_database(engine: Engine, timeout: float = 2.0) -> None:
+    """Connect and run `SELECT 1` on a fresh connection, giving up after `timeout` seconds in all (a frozen
+    or unreachable server included: the wait is on the socket, not on the server's own timers). Raises
+    on failure; nothing is left blocked or open."""
+    import psycopg2
+    import psycopg2.extensions
+
+    url = engine.url
+    kwargs = url.translate_connect_args(username="user", database="dbname")
+    kwargs.update({k: v for k, v in url.query.items() if isinstance(v, str)})
+    deadline = time.monotonic() + timeout
+    conn = psycopg2.connect(async_=True, application_name="fieldsync-health",
+                            options=f"-c statement_timeout={int(timeout * 1000)}", **kwargs)
+    try:
+        _wait(conn, deadline)
+        cur = conn.cursor()
+        cur.execute("SELECT 1")
+        _wait(conn, deadline)
+        if cur.fetchone() != (1,):
+            raise RuntimeError("unexpected answer to SELECT 1")
+    finally:
+        conn.close()
+
+
+def _wait(conn, deadline: float) -> None:
+    import psycopg2.extensions as ext
+    while True:
+        state = conn.poll()
+        if state == ext.POLL_OK:
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("PostgreSQL did not answer in time")
+        if state == ext.POLL_READ:
+            ready = select.select([conn.fileno()], [], [], left)[0]
+        elif state == ext.POLL_WRITE:
+            ready = select.select([], [conn.fileno()], [], left)[1]
+        else:
+            raise RuntimeError(f"unexpected poll state {state}")
+        if not ready and deadline - time.monotonic() <= 0:
+            raise TimeoutError("PostgreSQL did not answer in time")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

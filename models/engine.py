@@ -15,7 +15,11 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+# Longest record key and record type, in bytes of UTF-8: both are in b-tree indexes, whose entries must
+# fit a third of a page (PostgreSQL refuses a longer one with "index row requires … bytes"). Dialects
+# reject a record over them (and one whose key or type holds a NUL or a lone surrogate) before a write.
 MAX_KEY_LENGTH = 512
+MAX_TYPE_LENGTH = 256
 
 
 @dataclass

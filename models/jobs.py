@@ -2,10 +2,13 @@
 finish, fail, and the sweeper's queries. Functions take a session and never commit it."""
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select, text
+import orjson
+
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -13,6 +16,7 @@ from models.kinds import JobKind
 from models.tables import Job, JobRecordError
 
 ERROR_TEXT_CAP = 4000
+RECORD_TEXT_CAP = 8000  # the input of a rejected record, as text, kept with its error
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,7 @@ def fail(session: Session, job_id, code: str, detail: str) -> bool:
         UPDATE jobs SET status = 'FAILED', error_code = :code, error_detail = :detail,
                lease_until = NULL, finished_at = clock_timestamp(), updated_at = clock_timestamp()
          WHERE id = :id AND status IN ('QUEUED', 'RUNNING')
-    """), {"id": str(job_id), "code": code, "detail": (detail or "")[:ERROR_TEXT_CAP]}).rowcount == 1
+    """), {"id": str(job_id), "code": code, "detail": _clean(detail or "")[:ERROR_TEXT_CAP]}).rowcount == 1
 
 
 def release(session: Session, job_id) -> None:
@@ -174,9 +178,21 @@ def record_errors(session: Session, job_id, errors: list[dict]) -> None:
         return
     rows = [{"job_id": job_id, "position": e["position"], "record_id": _cap(e.get("record_id"), 512),
              "code": e["code"], "message": _cap(e["message"], 2000), "path": _cap(e.get("path"), 512),
-             "record": _cap(e.get("record"), 8000), "severity": e.get("severity", "error")} for e in errors]
+             "record": _cap(e.get("record"), RECORD_TEXT_CAP), "severity": e.get("severity", "error")} for e in errors]
     session.execute(pg_insert(JobRecordError).values(rows).on_conflict_do_nothing(
         index_elements=["job_id", "position", "code"]))
+
+
+def errors_of(session: Session, job_id, *, severity: str, limit: int) -> list[JobRecordError]:
+    """The job's first `limit` per-record errors (or warnings) of one severity, in input order."""
+    return list(session.execute(select(JobRecordError).where(JobRecordError.job_id == job_id,
+                                                             JobRecordError.severity == severity)
+                                .order_by(JobRecordError.position, JobRecordError.id).limit(limit)).scalars())
+
+
+def count_errors(session: Session, job_id, *, severity: str) -> int:
+    return session.execute(select(func.count()).select_from(JobRecordError).where(
+        JobRecordError.job_id == job_id, JobRecordError.severity == severity)).scalar_one()
 
 
 def first_errors(session: Session, job_id, limit: int) -> list[JobRecordError]:
@@ -188,10 +204,48 @@ def first_errors(session: Session, job_id, limit: int) -> list[JobRecordError]:
 def _cap(value, limit):
     if value is None:
         return None
-    value = str(value).replace("\x00", "\\u0000")
+    value = _clean(str(value))
     return value if len(value) <= limit else value[:limit] + "…"
 
 
+def _clean(text: str) -> str:
+    """Text any column takes: a NUL becomes the escape \\u0000, a lone surrogate its backslash escape."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\u0000")
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+_JSON_DEPTH = 64
+
+
 def _json(value) -> str:
-    import orjson
-    return orjson.dumps(value).decode()
+    """The job's own JSON (counts, result) as text jsonb always takes: when the fast writer refuses the
+    value (a lone surrogate, an integer beyond 64 bits, deep nesting) or it holds a NUL, a cleaned copy
+    is written instead, so a job's ending can always be stored."""
+    try:
+        text = orjson.dumps(value, default=str).decode()
+    except (TypeError, ValueError):
+        text = None
+    if text is not None and "\\u0000" not in text:
+        return text
+    return orjson.dumps(_storable(value, 0)).decode()
+
+
+def _storable(node, depth):
+    if isinstance(node, str):
+        return _clean(node)
+    if node is None or isinstance(node, bool):
+        return node
+    if isinstance(node, int):
+        return node if -(2 ** 63) <= node < 2 ** 64 else str(node)
+    if isinstance(node, float):
+        return node if math.isfinite(node) else str(node)
+    if depth >= _JSON_DEPTH:
+        return "…"
+    if isinstance(node, dict):
+        return {_clean(str(k)): _storable(v, depth + 1) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [_storable(v, depth + 1) for v in node]
+    return _clean(str(node))

@@ -37,6 +37,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     role: Mapped[str] = mapped_column(String(16), nullable=False)
     is_system: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    # In every token as the `ver` claim; a password change bumps it, which revokes every token issued before.
+    token_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     created_at: Mapped[dt.datetime] = _now_col()
     updated_at: Mapped[dt.datetime] = _now_col()
     __table_args__ = (
@@ -131,3 +133,5 @@ class RefreshFamily(Base):
     current_jti: Mapped[str] = mapped_column(String(64), nullable=False)
     revoked: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # a password change revokes all of a user's families
+    __table_args__ = (Index("ix_refresh_families_user", "user_id"),)

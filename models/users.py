@@ -5,13 +5,15 @@ import hashlib
 import uuid
 
 import bcrypt
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from models.tables import ROLES, Tenant, User
+from models.tables import ROLES, RefreshFamily, Tenant, User
 
 DEFAULT_TENANT = "default"
+USERNAME_MAX = 128  # users.username
+TENANT_MAX = 128  # tenants.id
 
 
 class UserExists(Exception):
@@ -75,10 +77,14 @@ def get_by_username(session: Session, username: str) -> User | None:
     return session.execute(select(User).where(User.username == username)).scalar_one_or_none()
 
 
-def list_users(session: Session, tenant_id: str | None = None) -> list[User]:
+def list_users(session: Session, tenant_id: str | None = None, *, subtree: str | None = None) -> list[User]:
+    """All users, or those of one tenant, or (`subtree`) of a tenant and the tenants below it."""
     stmt = select(User).order_by(User.username)
     if tenant_id is not None:
         stmt = stmt.where(User.tenant_id == tenant_id)
+    if subtree is not None:
+        below = subtree.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ".%"
+        stmt = stmt.where(or_(User.tenant_id == subtree, User.tenant_id.like(below, escape="\\")))
     return list(session.execute(stmt).scalars())
 
 
@@ -100,19 +106,37 @@ def delete_user(session: Session, username: str, tenant_id: str | None = None) -
 
 
 def set_password(session: Session, user: User, password: str, rounds: int = 12) -> None:
+    """Set a new password and revoke every token issued before: the user's token version moves on (an
+    access or refresh token carrying the old one is refused) and its refresh families end."""
     user.password_hash = hash_password(password, rounds)
     user.updated_at = func.now()
+    user.token_version = User.token_version + 1
     session.flush()
+    session.refresh(user, ["token_version"])
+    session.execute(update(RefreshFamily).where(RefreshFamily.user_id == user.id, RefreshFamily.revoked.is_(False))
+                    .values(revoked=True))
 
 
-def bootstrap_admin(session: Session, username: str, password: str, rounds: int = 12) -> bool:
-    """Create the system admin if no user of that name exists. Returns True when created."""
+def bootstrap_admin(session: Session, username: str, password: str | None = None, rounds: int = 12, *,
+                    only_if_no_users: bool = False) -> str | None:
+    """Create the system admin; returns the password it was given (a generated one when `password` is
+    None), or None when nothing was created. With only_if_no_users (what `fieldsync serve` asks), the admin
+    is created only on a database without any user, so a deleted or renamed admin is never recreated;
+    otherwise only when no user of that name exists."""
+    import secrets
+
+    # Serialise concurrent starts, so two of them cannot both see an empty table.
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext('fieldsync:bootstrap-admin'))"))
     ensure_tenant(session, DEFAULT_TENANT)
-    if get_by_username(session, username) is not None:
-        return False
+    if only_if_no_users:
+        if session.execute(select(User.id).limit(1)).first() is not None:
+            return None
+    elif get_by_username(session, username) is not None:
+        return None
+    password = password or secrets.token_urlsafe(12)
     create_user(session, username=username, password=password, role="admin", tenant_id=DEFAULT_TENANT,
                 is_system=True, rounds=rounds)
-    return True
+    return password
 
 
 def tenant_covers(actor_tenant: str, target_tenant: str) -> bool:

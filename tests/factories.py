@@ -18,7 +18,8 @@ def make_user(session, *, role="read-write", tenant="default", username=None, pa
 def token_for(app, user) -> str:
     from flask_jwt_extended import create_access_token
     with app.app_context():
-        claims = {"username": user.username, "role": user.role, "tenant": user.tenant_id, "typ": "access"}
+        claims = {"username": user.username, "role": user.role, "tenant": user.tenant_id, "typ": "access",
+                  "ver": user.token_version}
         return create_access_token(identity=str(user.id), additional_claims=claims)
 
 

@@ -1,19 +1,19 @@
 """create_app(settings): the Flask front. It opens no connection at import or build time."""
 from __future__ import annotations
 
-import redis
 from flask import Flask
 from sqlalchemy.orm import sessionmaker
 
 from config.settings import Settings
 from models.blobs import BlobStore
-from models.db import make_engine, make_session_factory
+from models.db import engine_for, make_session_factory
 from models.dialects import after_apply_hooks
 from web import auth, db
 from web.dialects import register_all
 from web.errors import install_error_handlers
 from web.ops.health import bp as health_bp
 from web.ops.jobs import bp as jobs_bp
+from workers.runtime import redis_client as make_redis
 
 
 def create_app(settings: Settings, *, session_factory: sessionmaker | None = None, celery_app=None,
@@ -25,7 +25,7 @@ def create_app(settings: Settings, *, session_factory: sessionmaker | None = Non
     app.url_map.strict_slashes = False
 
     if session_factory is None:
-        session_factory = make_session_factory(make_engine(settings.database_url))
+        session_factory = make_session_factory(engine_for(settings, "web"))
     db.install(app, session_factory)
 
     if celery_app is None:
@@ -37,7 +37,7 @@ def create_app(settings: Settings, *, session_factory: sessionmaker | None = Non
 
     def get_redis():
         if _redis["client"] is None:
-            _redis["client"] = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+            _redis["client"] = make_redis(settings.redis_url)
         return _redis["client"]
 
     app.extensions["fieldsync_redis"] = get_redis

@@ -1,5 +1,7 @@
 """Authentication and authorisation: fieldsync JWTs (HS256, claims username/role/sub/iat/exp plus
-tenant and token type), refresh rotation with reuse detection, role gates and tenant checks."""
+tenant, token type and the user's token version `ver`), refresh rotation with reuse detection, role gates
+and tenant checks. A token whose `ver` is not the user's current token version (a password change or
+reset bumps it) is refused everywhere: at every request and at refresh."""
 from __future__ import annotations
 
 import datetime as dt
@@ -76,15 +78,30 @@ def install(app: Flask, settings) -> None:
     def _fresh(header, payload):
         return render(Unauthorized("a fresh token is required"))
 
+    @jwt.token_in_blocklist_loader
+    def _revoked_by_version(header, payload):
+        user = _user_of(payload)
+        return user is not None and not _version_matches(user, payload)
+
     @jwt.user_lookup_loader
     def _lookup(header, payload):
-        user_id = parse_uuid(payload.get("sub"))
-        return db.session().get(User, user_id) if user_id is not None else None
+        return _user_of(payload)
+
+
+def _user_of(payload: dict) -> User | None:
+    user_id = parse_uuid(payload.get("sub"))
+    return db.session().get(User, user_id) if user_id is not None else None
+
+
+def _version_matches(user: User, payload: dict) -> bool:
+    """Tokens issued before token versions existed carry no `ver`: they count as version 0."""
+    ver = payload.get("ver", 0)
+    return type(ver) is int and ver == user.token_version
 
 
 def issue_tokens(session, user: User, family: str | None = None) -> dict:
     """Access + refresh token pair. A new family starts at login; refresh continues the family."""
-    claims = {"username": user.username, "role": user.role, "tenant": user.tenant_id}
+    claims = {"username": user.username, "role": user.role, "tenant": user.tenant_id, "ver": user.token_version}
     if user.is_system:
         claims["sys"] = True
     refresh_jti = uuid.uuid4().hex
@@ -113,7 +130,10 @@ def rotate_refresh(session, refresh_token: str) -> dict:
         raise Unauthorized("the refresh token is invalid or expired") from None
     if payload.get("type") != "refresh":
         raise Unauthorized("not a refresh token")
-    fam = session.execute(select(RefreshFamily).where(RefreshFamily.family == payload.get("fam"))
+    family = payload.get("fam")
+    if not isinstance(family, str):
+        raise Unauthorized("the refresh token is invalid or expired")
+    fam = session.execute(select(RefreshFamily).where(RefreshFamily.family == family)
                           .with_for_update()).scalar_one_or_none()
     if fam is None or fam.revoked:
         raise Unauthorized("the refresh token has been revoked")
@@ -123,8 +143,10 @@ def rotate_refresh(session, refresh_token: str) -> dict:
         raise Unauthorized("the refresh token was already used; please log in again")
     user_id = parse_uuid(payload.get("sub"))
     user = session.get(User, user_id) if user_id is not None else None
-    if user is None:
+    if user is None or fam.user_id != user.id:
         raise Unauthorized("the token's user no longer exists")
+    if not _version_matches(user, payload):
+        raise Unauthorized("the refresh token has been revoked")
     return issue_tokens(session, user, family=fam.family)
 
 
@@ -180,9 +202,10 @@ def principal_from_token(token: str) -> Principal:
         raise Unauthorized("the token is invalid or expired") from None
     if payload.get("type") != "access":
         raise Unauthorized("an access token is required")
-    user_id = parse_uuid(payload.get("sub"))
-    user = db.session().get(User, user_id) if user_id is not None else None
+    user = _user_of(payload)
     if user is None:
         raise Unauthorized("the token's user no longer exists")
+    if not _version_matches(user, payload):
+        raise Unauthorized("the token has been revoked")
     g.principal = _principal_of(user)
     return g.principal

@@ -8,7 +8,7 @@ import click
 
 from config import load_settings
 from config.logging import configure_logging
-from config.settings import ALL_QUEUES
+from config.settings import ALL_QUEUES, MissingSecret, require_secret
 from models.ids import parse_uuid
 from web.clitools import cli_sessions as _sessions
 from web.clitools import cli_settings as _settings
@@ -20,6 +20,14 @@ def main():
     """fieldsync: a sync server for offline-first field data collection."""
 
 
+def _server_settings():
+    """Settings of a server process (worker, scheduler): it refuses to start without JWT_SECRET."""
+    try:
+        return require_secret(_settings())
+    except MissingSecret as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -29,7 +37,11 @@ def serve(host, port, data_dir):
     from web.serve import serve as run
     settings = _settings(data_dir, need_urls=False)
     configure_logging(settings)
-    sys.exit(run(settings, host, port, settings.data_dir, echo=lambda m: click.echo(m, err=True)))
+    try:
+        code = run(settings, host, port, settings.data_dir, echo=lambda m: click.echo(m, err=True))
+    except MissingSecret as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
 
 
 @main.command()
@@ -50,7 +62,7 @@ def migrate():
 def worker(queues, concurrency):
     """Run a Celery worker for the given queues."""
     from workers.app import make_celery
-    settings = _settings()
+    settings = _server_settings()
     configure_logging(settings)
     unknown = set(queues.split(",")) - set(ALL_QUEUES)
     if unknown:
@@ -67,7 +79,7 @@ def scheduler():
 
     from workers.app import make_celery
     from workers.sweeper import run_scheduler
-    settings = _settings()
+    settings = _server_settings()
     configure_logging(settings)
     app = make_celery(settings)
     stop = {"flag": False}

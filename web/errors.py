@@ -98,7 +98,36 @@ def register_renderer(app: Flask, blueprint_name: str | None, renderer: Renderer
     app.extensions.setdefault("fieldsync_renderers", {})[blueprint_name] = renderer
 
 
+MAX_MESSAGE = 1000
+
+
+def _safe_text(value: str) -> str:
+    """Text an error body can always carry: no NUL, no lone surrogate (which no JSON encoder should be
+    asked to write), and short, whatever part of the request a message repeats."""
+    if len(value) > MAX_MESSAGE:
+        value = value[:MAX_MESSAGE] + "…"
+    value = value.replace("\x00", "\\u0000")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def _safe(value):
+    if isinstance(value, str):
+        return _safe_text(value)
+    if isinstance(value, list):
+        return [_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {_safe(k) if isinstance(k, str) else k: _safe(v) for k, v in value.items()}
+    return value
+
+
 def render(err: ApiError) -> Response:
+    err.message = _safe_text(str(err.message))
+    err.code = _safe_text(str(err.code))
+    err.extra = {key: _safe(value) for key, value in err.extra.items()}
     renderers = current_app.extensions.get("fieldsync_renderers", {})
     renderer = renderers.get(request.blueprint) or renderers.get(None) or default_renderer
     response = renderer(err)

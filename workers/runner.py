@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import psycopg2
 from psycopg2 import errorcodes
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -25,13 +25,36 @@ log = logging.getLogger(__name__)
 TRANSIENT_PGCODES = {errorcodes.SERIALIZATION_FAILURE, errorcodes.DEADLOCK_DETECTED,
                      errorcodes.LOCK_NOT_AVAILABLE, errorcodes.QUERY_CANCELED,
                      errorcodes.ADMIN_SHUTDOWN, errorcodes.CANNOT_CONNECT_NOW}
+# SQLSTATE classes that say the data was refused, not that the database had a bad moment: 22 data
+# exception (a NUL in text, a bad number), 23 integrity constraint, 54 program limit ("index row
+# requires … bytes"; psycopg2 reports this class as an OperationalError). Another try cannot succeed.
+DATA_ERROR_CLASSES = {"22", "23", "54"}
+
+
+def _pgcode(exc: BaseException) -> str | None:
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    code = getattr(orig, "pgcode", None)
+    return code if isinstance(code, str) else None
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """The database refused a value of this job (see DATA_ERROR_CLASSES)."""
+    if not isinstance(exc, DBAPIError | psycopg2.Error):
+        return False
+    code = _pgcode(exc)
+    return code is not None and code[:2] in DATA_ERROR_CLASSES
 
 
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, TransientError | OperationalError):
+    if isinstance(exc, TransientError):
         return True
+    if is_data_error(exc):
+        return False
     if isinstance(exc, DBAPIError):
-        return getattr(exc.orig, "pgcode", None) in TRANSIENT_PGCODES or exc.connection_invalidated
+        return (isinstance(exc, OperationalError) or _pgcode(exc) in TRANSIENT_PGCODES
+                or exc.connection_invalidated)
+    if isinstance(exc, psycopg2.Error):  # raised on the raw connection (COPY), not wrapped
+        return isinstance(exc, psycopg2.OperationalError) or _pgcode(exc) in TRANSIENT_PGCODES
     return False
 
 
@@ -108,23 +131,41 @@ def run_job(runtime: Runtime, job_id: str) -> str:
             log.warning("job lost its lease or was cancelled; stopping")
             return "skipped"
         except Exception as exc:
+            return _crashed(runtime, job_id, exc)
+        try:
+            with session_scope(runtime.sessions()) as session:
+                jobs.finish(session, job_id, counts=ctx.counts, result=result)
+        except Exception as exc:  # a result that cannot be stored is a bug, never a retry
             if is_transient(exc):
-                log.warning("transient error, job released for another try", exc_info=True)
-                with session_scope(runtime.sessions()) as session:
-                    jobs.release(session, job_id)
-                raise TransientError(type(exc).__name__) from exc
-            log.exception("job crashed")
+                return _crashed(runtime, job_id, exc)
+            log.exception("the job's result could not be stored")
             _end_failed(runtime, job_id, "internal_error",
-                        f"{type(exc).__name__} while running the job; see the worker log "
-                        f"({traceback.format_exception_only(type(exc), exc)[-1].strip()[:300]})")
+                        f"{type(exc).__name__} while storing the job's result; see the worker log")
             return "failed"
-        with session_scope(runtime.sessions()) as session:
-            jobs.finish(session, job_id, counts=ctx.counts, result=result)
         doorbell.ring(runtime.redis_client(), job_id)
         log.info("job completed", extra={"kind": claimed.kind})
         return "completed"
     finally:
         current_job_id.reset(token)
+
+
+def _crashed(runtime: Runtime, job_id, exc: Exception) -> str:
+    """An exception out of a pipeline: a transient one releases the job for another try; anything else
+    ends it. What is stored for clients and ops names the error's type or SQLSTATE, never the driver's
+    text or the row it quotes (that goes to the worker log only)."""
+    if is_transient(exc):
+        log.warning("transient error, job released for another try", exc_info=True)
+        with session_scope(runtime.sessions()) as session:
+            jobs.release(session, job_id)
+        raise TransientError(type(exc).__name__) from exc
+    if is_data_error(exc):
+        log.error("the database refused a value of this job", exc_info=True)
+        _end_failed(runtime, job_id, "storage_rejected",
+                    f"the database refused a value of this job (SQLSTATE {_pgcode(exc)}); see the worker log")
+        return "failed"
+    log.exception("job crashed")
+    _end_failed(runtime, job_id, "internal_error", f"{type(exc).__name__} while running the job; see the worker log")
+    return "failed"
 
 
 def _end_failed(runtime: Runtime, job_id, code: str, detail: str) -> None:

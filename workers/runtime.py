@@ -6,13 +6,22 @@ import os
 from functools import cached_property
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from models.blobs import BlobStore
-from models.db import make_engine, make_session_factory
+from models.db import engine_for, make_session_factory
 from models.dialects import after_apply_hooks
 from workers.dialects import build_registry
+
+
+def redis_client(url: str) -> redis.Redis:
+    """A Redis client that fails fast: Redis holds only short-lived state here (the broker, doorbells,
+    throttle counters), and every caller has a fallback, so a down Redis must cost one short timeout per
+    call, not a series of retries with back-off."""
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0))
 
 
 class Runtime:
@@ -30,7 +39,7 @@ class Runtime:
 
     @cached_property
     def engine(self):
-        return make_engine(self.settings.database_url)
+        return engine_for(self.settings, "worker")
 
     @cached_property
     def session_factory(self) -> sessionmaker[Session]:
@@ -40,7 +49,7 @@ class Runtime:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        return redis_client(self.settings.redis_url)
 
     @cached_property
     def registry(self):

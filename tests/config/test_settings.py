@@ -1,9 +1,11 @@
 import dataclasses
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from config.celery import TASK_ROUTES, celery_config
-from config.settings import ALL_QUEUES, Settings, load_settings
+from config.settings import ALL_QUEUES, MissingSecret, Settings, load_settings, require_secret
 
 
 def test_load_settings_reads_only_the_given_mapping():
@@ -56,3 +58,47 @@ def test_a_deployment_may_serve_fewer_dialects_but_not_unknown_ones():
     assert load_settings({"FIELDSYNC_DIALECTS": "synkronus, digit"}).dialects == ("synkronus", "digit")
     with pytest.raises(ValueError, match="unknown dialects: nosuch"):
         load_settings({"FIELDSYNC_DIALECTS": "synkronus,nosuch"})
+
+
+def test_timeouts_come_from_the_environment():
+    s = load_settings({"DB_CONNECT_TIMEOUT_SECONDS": "3", "DB_STATEMENT_TIMEOUT_MS": "1500",
+                       "DB_LOCK_TIMEOUT_MS": "700", "WORKER_STATEMENT_TIMEOUT_MS": "90000"})
+    assert (s.db_connect_timeout_seconds, s.db_statement_timeout_ms, s.db_lock_timeout_ms,
+            s.worker_statement_timeout_ms) == (3, 1500, 700, 90000)
+    d = load_settings({})
+    assert d.db_statement_timeout_ms == 30000 and d.worker_statement_timeout_ms > d.db_statement_timeout_ms
+
+
+def _server_limits(session_factory):
+    session = session_factory()
+    try:
+        return tuple(session.execute(text(f"SELECT current_setting('{name}')")).scalar_one()
+                     for name in ("statement_timeout", "lock_timeout"))
+    finally:
+        session.close()
+
+
+def test_web_sessions_have_short_limits_and_worker_sessions_long_ones(settings, broker, redis_client):
+    from web.app import create_app
+    from workers.runtime import Runtime
+    mine = settings.replace(db_statement_timeout_ms=1500, db_lock_timeout_ms=700, worker_statement_timeout_ms=90000)
+    app = create_app(mine, celery_app=broker, redis_client=redis_client)
+    assert _server_limits(app.extensions["fieldsync_sessions"]) == ("1500ms", "700ms")
+    runtime = Runtime(mine)
+    assert _server_limits(runtime.sessions()) == ("90s", "0")
+    # and the web's limit really ends a statement that runs too long
+    session = app.extensions["fieldsync_sessions"]()
+    try:
+        with pytest.raises(OperationalError, match="statement timeout"):
+            session.execute(text("SELECT pg_sleep(5)"))
+    finally:
+        session.close()
+    runtime.engine.dispose()
+
+
+def test_server_processes_refuse_the_default_signing_key():
+    with pytest.raises(MissingSecret, match="JWT_SECRET"):
+        require_secret(load_settings({"DATABASE_URL": "postgresql://x/y"}))
+    with pytest.raises(MissingSecret):
+        require_secret(Settings(jwt_secret=""))
+    assert require_secret(Settings(jwt_secret="s" * 40)).jwt_secret == "s" * 40

@@ -12,7 +12,9 @@ from tests.contract.setup_helpers import build_app, ensure_system_admin
 
 MAX_BODY_BYTES = 32 * 1024
 MAX_UPLOAD_BYTES = 64 * 1024
-LIMITS = {"max_body_bytes": MAX_BODY_BYTES, "max_upload_bytes": MAX_UPLOAD_BYTES}
+MAX_RECORDS_PER_PUSH = 50
+LIMITS = {"max_body_bytes": MAX_BODY_BYTES, "max_upload_bytes": MAX_UPLOAD_BYTES,
+          "max_records_per_push": MAX_RECORDS_PER_PUSH}
 ADMIN_PASSWORD = "contract-admin-pw"
 
 
@@ -51,8 +53,10 @@ class CheckedClient:
 
 @pytest.fixture
 def contract_settings(settings):
-    """Small caps so oversize bodies stay small; a short push wait since no worker runs view-level jobs."""
-    return settings.replace(max_body_bytes=MAX_BODY_BYTES, max_upload_bytes=MAX_UPLOAD_BYTES, sync_wait_seconds=0.3)
+    """Small caps so oversize bodies and batches stay small; a short push wait since no worker runs
+    view-level jobs."""
+    return settings.replace(max_body_bytes=MAX_BODY_BYTES, max_upload_bytes=MAX_UPLOAD_BYTES,
+                            max_records_per_push=MAX_RECORDS_PER_PUSH, sync_wait_seconds=0.3)
 
 
 @pytest.fixture
@@ -104,7 +108,8 @@ def live_env(live_worker, live_app, real_sessions, system_admin, settings):
             session.rollback()  # a fresh snapshot for every query
 
     yield Env(client=checked, admin_headers=_login(checked, system_admin), sql=run, live=True,
-              limits={"max_body_bytes": settings.max_body_bytes, "max_upload_bytes": settings.max_upload_bytes})
+              limits={"max_body_bytes": settings.max_body_bytes, "max_upload_bytes": settings.max_upload_bytes,
+                      "max_records_per_push": settings.max_records_per_push})
     session.close()
 
 

@@ -25,7 +25,7 @@ def test_killed_worker_mid_push(settings, engine, real_sessions, celery_app, red
     from web.app import create_app
     redis_client.flushdb()
     env = {"JOB_LEASE_SECONDS": "3", "CHUNK_SIZE": "200"}
-    short = settings.replace(job_lease_seconds=3, sync_wait_seconds=0)
+    short = settings.replace(job_lease_seconds=3, sync_wait_seconds=0, max_records_per_push=N)
     app = create_app(short, session_factory=real_sessions, celery_app=celery_app, redis_client=redis_client)
     with session_scope(real_sessions) as s:
         user = make_user(s, tenant=f"crash-{uuid.uuid4().hex[:6]}")

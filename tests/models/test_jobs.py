@@ -93,3 +93,29 @@ def test_record_errors_are_idempotent(db_session):
     jobs.record_errors(db_session, job.id, errs)
     rows = db_session.query(JobRecordError).filter_by(job_id=job.id).all()
     assert len(rows) == 1 and rows[0].code == "invalid_type" and "\x00" not in rows[0].record
+
+
+def test_a_job_ending_with_unstorable_values_is_still_stored(db_session):
+    surrogate = "\ud800"
+    job, _ = _new(db_session)
+    jobs.claim(db_session, job.id, lease_seconds=60)
+    jobs.record_errors(db_session, job.id, [
+        {"position": 0, "record_id": "r" + surrogate + "\x00", "code": "lone_surrogate",
+         "message": "m" + surrogate, "path": "k" + surrogate, "record": '{"a": "' + surrogate + '"}'}])
+    result = {"nul": "a\x00", "s": surrogate, surrogate: [2 ** 70, float("nan")], "deep": [[[[1]]]]}
+    assert jobs.finish(db_session, job.id, counts={"accepted": 1, "x\x00": 1}, result=result)
+    db_session.refresh(job)
+    assert job.status == "COMPLETED" and job.result["nul"] == "a\\u0000" and job.result["s"] == "\\ud800"
+    assert job.result["\\ud800"] == [str(2 ** 70), "nan"] and job.result["deep"] == [[[[1]]]]
+    error = jobs.errors_of(db_session, job.id, severity="error", limit=10)[0]
+    assert error.record_id == "r\\ud800\\u0000" and error.message == "m\\ud800"
+    assert jobs.count_errors(db_session, job.id, severity="error") == 1
+    assert jobs.count_errors(db_session, job.id, severity="warning") == 0
+
+
+def test_a_failure_detail_is_always_stored(db_session):
+    job, _ = _new(db_session)
+    jobs.claim(db_session, job.id, lease_seconds=60)
+    assert jobs.fail(db_session, job.id, "x", "bad \x00 \ud800")
+    db_session.refresh(job)
+    assert job.status == "FAILED" and job.error_detail == "bad \\u0000 \\ud800"

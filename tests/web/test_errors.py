@@ -75,3 +75,56 @@ def test_crash_is_500_without_exception_text(echo_app):
 def test_nan_is_kept_as_a_marker_not_a_crash(echo_app):
     r = echo_app.test_client().post("/_test/echo", data=b'[NaN, 1]', content_type="application/json")
     assert r.status_code == 200 and r.get_json() == {"type": "list"}
+
+
+class CountingStream:
+    """A request body that arrives without a Content-Length (chunked): `total` bytes of a JSON array,
+    generated as they are read; `pulled` counts what the server read."""
+
+    def __init__(self, total: int):
+        self.body = b"[" + b"1," * ((total - 3) // 2) + b"1" * (1 + (total - 3) % 2) + b"]"
+        assert len(self.body) == total
+        self.pulled = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = len(self.body) - self.pulled
+        chunk = self.body[self.pulled:self.pulled + size]
+        self.pulled += len(chunk)
+        return chunk
+
+
+def _chunked(app, stream):
+    # gunicorn (and Werkzeug's server) mark a chunked body they de-chunk with wsgi.input_terminated.
+    # With Transfer-Encoding: chunked the request has no content length, whatever CONTENT_LENGTH says.
+    return app.test_client().post("/_test/echo", content_type="application/json",
+                                  headers={"Transfer-Encoding": "chunked"},
+                                  environ_overrides={"wsgi.input": stream, "wsgi.input_terminated": True})
+
+
+def test_a_chunked_body_over_the_cap_is_413_and_read_no_further_than_the_cap(echo_app):
+    cap = echo_app.config["MAX_CONTENT_LENGTH"]
+    stream = CountingStream(50 * cap)
+    r = _chunked(echo_app, stream)
+    assert r.status_code == 413 and r.get_json()["error"] == "payload_too_large", r.get_data(as_text=True)
+    assert stream.pulled <= cap + 1  # bounded memory: nothing past the first byte over the cap is read
+    for size in (cap // 2 + 1, cap):  # within the cap, the body is read whole
+        stream = CountingStream(size)
+        r = _chunked(echo_app, stream)
+        assert r.status_code == 200 and r.get_json() == {"type": "list"}, r.get_data(as_text=True)
+        assert stream.pulled == size
+
+
+def test_an_error_message_never_carries_nul_surrogates_or_megabytes(app):
+    from web.errors import BadRequest
+    bp = Blueprint("echo_message_test", __name__)
+
+    @bp.get("/_test/message")
+    def message():
+        raise BadRequest("unknown: a\x00b \ud800 " + "y" * 1_000_000)
+
+    app.register_blueprint(bp)
+    r = app.test_client().get("/_test/message")
+    assert r.status_code == 400
+    text = r.get_data(as_text=True)
+    assert len(text) < 2000 and "\\u0000" in text and "\\\\ud800" in text, text[:300]

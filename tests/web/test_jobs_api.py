@@ -69,3 +69,14 @@ def test_unknown_and_garbage_ids_are_404(app, client, db_session):
     user = make_user(db_session)
     assert client.get("/jobs/not-a-uuid", headers=bearer(app, user)).status_code == 404
     assert client.get("/jobs/00000000-0000-0000-0000-000000000000", headers=bearer(app, user)).status_code == 404
+
+
+def test_job_error_paging_beyond_a_bigint_is_400_not_500(app, client, db_session):
+    user = make_user(db_session, tenant="t-a")
+    job = _job(db_session, "t-a")
+    for query in (f"after={2 ** 63}", f"after={-2 ** 63 - 1}", "after=" + "9" * 5000, "limit=%00"):
+        r = client.get(f"/jobs/{job.id}/errors?{query}", headers=bearer(app, user))
+        assert r.status_code == 400, (query, r.get_data(as_text=True))
+        assert r.get_json()["error"] == "bad_request" and isinstance(r.get_json()["message"], str)
+    r = client.get(f"/jobs/{job.id}/errors?after={2 ** 63 - 1}", headers=bearer(app, user))
+    assert r.status_code == 200 and r.get_json()["errors"] == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import request
 
 from web.auth import Principal, current_principal, principal_from_token
-from web.digit.envelope import digit_error
+from web.digit.envelope import digit_error, text_field
 from web.errors import Forbidden, Unauthorized
 
 
@@ -32,15 +32,8 @@ def require_tenant(principal: Principal, tenant_id: str) -> None:
 
 def tenant_param(value, *, field: str = "tenantId") -> str:
     """The tenant a request names (a form field, query parameter or body member): required text of at
-    most 128 characters."""
-    if value is not None and not isinstance(value, str):
-        raise digit_error("JsonMappingException", f"{field} must be text")
-    tenant = (value or "").strip()
-    if not tenant:
-        raise digit_error(f"NotNull.{field}", f"{field} is required")
-    if len(tenant) > 128:
-        raise digit_error(f"Size.{field}", f"{field} is longer than 128 characters")
-    return tenant
+    most 128 characters, with no NUL or lone surrogate."""
+    return text_field(value, field, where="", max_length=128)
 
 
 def tenant_in(principal: Principal, value, *, field: str = "tenantId") -> str:

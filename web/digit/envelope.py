@@ -18,6 +18,7 @@ import uuid
 from flask import jsonify
 
 from web.errors import ApiError
+from web.inputs import InvalidInput, clean_text, json_problem
 from web.jsonbody import read_json
 
 # §7.13: the unit of sync.createdAt / modifiedAt. 1 = epoch seconds; 1000 would be milliseconds.
@@ -41,6 +42,9 @@ _CODES = {
 # Statuses that keep their own number; every other client error is DIGIT's 400.
 _KEPT_STATUSES = {401, 403, 409, 413, 429}
 UNHANDLED_MESSAGE = "An unhandled exception occurred on the server"
+# web.inputs' refusal reasons as DIGIT's validation codes (the prefix of `<code>.<where>.<field>`).
+_TEXT_CODES = {"required": "NotNull", "too_long": "Size", "nul": "Pattern", "surrogate": "Pattern",
+               "type": "JsonMappingException", "range": "Range", "number": "Pattern", "too_deep": "Size"}
 
 
 def sync_time(value: dt.datetime | None) -> int | None:
@@ -100,15 +104,30 @@ def read_envelope() -> tuple[dict, dict]:
     return info, sync
 
 
+def text_field(value, field: str, *, where: str = "sync", max_length: int = 256, required: bool = True) -> str | None:
+    """web.inputs.clean_text() (stripped), its refusals in DIGIT's vocabulary: NotNull, Size, Pattern
+    (a NUL or a lone surrogate) or JsonMappingException (not text)."""
+    try:
+        return clean_text(value, field, max_length, required=required, strip=True)
+    except InvalidInput as err:
+        code = _TEXT_CODES[err.reason]
+        name = f"{where}.{field}" if where else field
+        if code == "JsonMappingException":
+            raise digit_error(code, f"{name} must be text") from None
+        raise digit_error(f"{code}.{name}", err.message) from None
+
+
 def required_text(obj: dict, field: str, *, where: str = "sync", max_length: int = 256) -> str:
-    value = obj.get(field)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise digit_error(f"NotNull.{where}.{field}", f"{field} is required")
-    if not isinstance(value, str):
-        raise digit_error("JsonMappingException", f"{where}.{field} must be text")
-    if len(value) > max_length:
-        raise digit_error(f"Size.{where}.{field}", f"{field} is longer than {max_length} characters")
-    return value.strip()
+    return text_field(obj.get(field), field, where=where, max_length=max_length)
+
+
+def check_document(value, field: str, *, max_string: int = 10_000) -> None:
+    """A JSON value a request stores as it is (auditDetails, a form): no NUL and no lone surrogate in
+    any key or text, and no text longer than `max_string`. Raises DIGIT's Pattern/Size error."""
+    problem = json_problem(value, max_string=max_string, path=field)
+    if problem is not None:
+        reason, message, path = problem
+        raise digit_error(f"{_TEXT_CODES[reason]}.{field}", f"{path} {message}")
 
 
 def response_info(info: dict, status: str = "SUCCESSFUL") -> dict:

@@ -19,12 +19,13 @@ from models.ids import parse_uuid
 from web import context, db
 from web.auth import current_principal, require
 from web.digit.auth import require_writer, tenant_in, tenant_param
-from web.digit.envelope import digit_error
+from web.digit.envelope import digit_error, text_field
 from web.errors import TooLarge, Unauthorized
 
 bp = Blueprint("digit_filestore", __name__)
 
 URL_LIFETIME_SECONDS = 3600
+MAX_FILENAME = 255
 _FILE_PATH = re.compile(r"(?:/[^?#]*)?/filestore/v1/files/([0-9a-fA-F-]{36})(?:/content)?/?")
 _QUERY_PATH = re.compile(r"(?:/[^?#]*)?/filestore/v1/files/(?:id|url)/?")
 
@@ -63,11 +64,14 @@ def file_id_from_reference(reference: str) -> str:
     direct = parse_uuid(reference)
     if direct is not None:
         return str(direct)
-    parts = urlsplit(reference)
     refused = digit_error(
         "INVALID_FILE_URL", "sync.file must be a fileStoreId or a URL of this server's filestore "
         "(/filestore/v1/files/...); other URLs are not fetched",
         description="upload the file with POST /filestore/v1/files first")
+    try:
+        parts = urlsplit(reference)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise refused from None
     if parts.scheme not in ("", "http", "https"):
         raise refused
     if parts.scheme and parts.netloc.lower() not in own_hosts():
@@ -94,7 +98,10 @@ def upload():
     uploads = [f for name in request.files for f in request.files.getlist(name)]
     if not uploads:
         raise digit_error("EG_FILESTORE_INVALID_INPUT", "at least one file is required (multipart field 'file')")
-    module = request.form.get("module")
+    module = text_field(request.form.get("module"), "module", where="", max_length=128, required=False)
+    for storage in uploads:
+        text_field(storage.filename, "filename", where="file", max_length=MAX_FILENAME, required=False)
+        text_field(storage.mimetype, "contentType", where="file", max_length=255, required=False)
     session = db.session()
     answered = []
     for storage in uploads:
@@ -152,7 +159,8 @@ def download(file_id: str):
             expires = 0
         tenant = request.args.get("tenantId", "")
         expected = _signature(file_id.lower(), tenant, expires)
-        if not hmac.compare_digest(expected, signature) or expires < time.time():
+        if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")) \
+                or expires < time.time():
             raise Unauthorized("the download link is invalid or has expired")
         if row is None or row.tenant_id != tenant:
             raise _not_found()

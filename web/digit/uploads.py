@@ -25,15 +25,18 @@ from models.digit.tables import DigitUpload
 from web import db
 from web.auth import current_principal, require
 from web.digit.auth import require_writer, tenant_in
-from web.digit.envelope import digit_error
+from web.digit.envelope import digit_error, text_field
 from web.digit.filestore import base_url, blobs, settings
 from web.errors import TooLarge
-from web.jsonbody import read_json
+from web.jsonbody import body_stream, read_json
 
 bp = Blueprint("digit_uploads", __name__)
 
 COPY_SIZE = 1 << 16
-_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+# Byte counts are ASCII digits, at most 18 of them (below 2^63, what the offsets' bigint columns hold).
+_RANGE = re.compile(r"bytes\s+([0-9]{1,18})-([0-9]{1,18})/([0-9]{1,18}|\*)")
+_NUMBER = re.compile(r"[0-9]{1,18}")
+MAX_FILENAME = 255
 
 
 def part_dir() -> Path:
@@ -81,8 +84,10 @@ def start():
         raise digit_error("JsonMappingException", "size must be a non-negative integer (bytes)")
     if size is not None and size > settings().max_upload_bytes:
         raise TooLarge(f"the file is larger than {settings().max_upload_bytes} bytes")
-    upload = DigitUpload(tenant_id=tenant, filename=body.get("filename"), declared_size=size,
-                               content_type=body.get("contentType"), created_by=principal.user_id)
+    filename = text_field(body.get("filename"), "filename", where="", max_length=MAX_FILENAME, required=False)
+    content_type = text_field(body.get("contentType"), "contentType", where="", max_length=255, required=False)
+    upload = DigitUpload(tenant_id=tenant, filename=filename, declared_size=size, content_type=content_type,
+                         created_by=principal.user_id)
     session = db.session()
     session.add(upload)
     session.flush()
@@ -104,7 +109,7 @@ def status(upload_id: str):
 def _client_offset(upload: DigitUpload) -> int:
     header = request.headers.get("Upload-Offset")
     if header is not None:
-        if not header.strip().isdigit():
+        if not _NUMBER.fullmatch(header.strip()):
             raise digit_error("INVALID_UPLOAD_OFFSET", "Upload-Offset must be a whole number of bytes")
         return int(header)
     content_range = request.headers.get("Content-Range")
@@ -114,6 +119,8 @@ def _client_offset(upload: DigitUpload) -> int:
             raise digit_error("INVALID_CONTENT_RANGE", "Content-Range must look like 'bytes 0-1048575/5242880'")
         total = match.group(3)
         if total != "*":
+            if int(total) > settings().max_upload_bytes:
+                raise TooLarge(f"the file is larger than {settings().max_upload_bytes} bytes")
             if upload.declared_size is None:
                 upload.declared_size = int(total)
             elif upload.declared_size != int(total):
@@ -141,13 +148,14 @@ def append(upload_id: str):
     path = part_path(upload)
     path.parent.mkdir(parents=True, exist_ok=True)
     written = 0
+    stream = body_stream()  # a chunked body is capped at max_upload_bytes too (413 past it)
     with open(path, "r+b" if path.exists() else "w+b") as out:
         # Bytes past the confirmed offset came from a PATCH that never committed; drop them.
         out.truncate(upload.received)
         out.seek(upload.received)
         try:
             while True:
-                chunk = request.stream.read(COPY_SIZE)
+                chunk = stream.read(COPY_SIZE)
                 if not chunk:
                     break
                 if upload.received + written + len(chunk) > limit:
@@ -157,6 +165,9 @@ def append(upload_id: str):
                 written += len(chunk)
         except ClientDisconnected:
             pass  # keep what arrived; the client resumes from the offset it reads back
+        except TooLarge:
+            out.truncate(upload.received)
+            raise
         out.flush()
         os.fsync(out.fileno())
     upload.received += written
@@ -199,7 +210,8 @@ def finish(upload_id: str):
         raise digit_error("UPLOAD_INCOMPLETE", "the stored part is shorter than the confirmed offset; "
                           "abandon this upload and start again")
     expected = body.get("sha256") if isinstance(body, dict) else None
-    if expected and str(expected).lower() != sha:
+    expected = text_field(expected, "sha256", where="", max_length=128, required=False)
+    if expected and expected.lower() != sha:
         raise digit_error("CHECKSUM_MISMATCH", f"the uploaded bytes hash to {sha}, not {expected}")
     session = db.session()
     row = digit.add_file(session, tenant_id=upload.tenant_id, sha256=sha, size=size, filename=upload.filename,

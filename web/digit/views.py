@@ -10,7 +10,9 @@ from models.digit import store as digit
 from models.jobs import first_errors
 from web import context, db
 from web.digit.auth import authenticate, require_tenant, require_writer
-from web.digit.envelope import digit_error, read_envelope, required_text, response_info, sync_time
+from web.digit.envelope import (
+    check_document, digit_error, read_envelope, required_text, response_info, sync_time, text_field,
+)
 from web.digit.filestore import file_id_from_reference
 from web.ops.jobs import progress_percent
 from workers.digit.jobs import submit_sync_file
@@ -58,6 +60,8 @@ def create():
     if stored is None or not principal.may_act_in(stored.tenant_id):
         raise digit_error("INVALID_FILE", "no such file in the filestore", params=[reference])
     audit = sync.get("auditDetails") if isinstance(sync.get("auditDetails"), dict) else None
+    if audit is not None:
+        check_document(audit, "sync.auditDetails")
     job = submit_sync_file(session, context.celery(), tenant_id=tenant, campaign_id=campaign, reference=reference,
                            stored=stored, audit=audit, created_by=principal.user_id)
     return {"responseInfo": response_info(info), "sync": sync_view(job)}
@@ -80,13 +84,24 @@ def status():
     return {"responseInfo": response_info(info), "sync": sync_view(job, errors)}
 
 
+MAX_FORMS = 1000
+
+
 def _version(value) -> int | None:
+    """The client's version of a form: an integer, or its text; anything else counts as none."""
     if isinstance(value, bool):
         return None
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value) <= 20:
+        return int(value.strip())
+    return None
+
+
+def _schema_id(value) -> str | None:
+    if isinstance(value, bool) or isinstance(value, (int, float)):
+        value = str(value)
+    return text_field(value, "schemaId", where="sync.forms[]", required=False)
 
 
 @bp.post("/sync/forms/v1/_search")
@@ -105,11 +120,17 @@ def forms():
     requested = sync.get("forms") or []
     if not isinstance(requested, list) or not all(isinstance(f, dict) for f in requested):
         raise digit_error("JsonMappingException", "sync.forms must be a list of {schemaId, version}")
+    if len(requested) > MAX_FORMS:
+        raise digit_error("Size.sync.forms", f"sync.forms may list at most {MAX_FORMS} forms")
     session = db.session()
     if sync_all:
         rows = digit.latest_forms(session, tenant_id=tenant, campaign_id=campaign)
     else:
-        have = {str(f.get("schemaId")): _version(f.get("version")) for f in requested if f.get("schemaId")}
+        have = {}
+        for f in requested:
+            schema = _schema_id(f.get("schemaId"))
+            if schema:
+                have[schema] = _version(f.get("version"))
         rows = [row for row in digit.latest_forms(session, tenant_id=tenant, campaign_id=campaign,
                                                   schemas=list(have))
                 if have.get(row.schema) is None or have[row.schema] < row.version]

@@ -10,12 +10,15 @@ from models.msupply import store as msupply
 from web import context, db
 from web.auth import current_principal, require
 from web.errors import BadRequest, Conflict, NotFound
+from web.inputs import INT32_MAX, clean_text, is_clean_text
 from web.jsonbody import read_json_object
 from web.msupply.envelope import json_response
 
 bp = Blueprint("msupply_admin", __name__, url_prefix="/admin/sites")
 
 TEXT_FIELDS = ("name",) + msupply.SITE_FIELDS
+MAX_TEXT = 256
+MAX_LENGTHS = {"name": 128, "password": 1024}
 
 
 def site_view(site: msupply.Site) -> dict:
@@ -33,20 +36,31 @@ def _rounds() -> int:
 def _fields(body: dict, *, creating: bool) -> dict:
     unknown = set(body) - set(TEXT_FIELDS) - {"id", "password"}
     if unknown:
-        raise BadRequest(f"unknown field(s): {', '.join(sorted(unknown))}")
+        named = sorted(k for k in unknown if is_clean_text(k, 64))  # never repeat a long or unstorable key
+        if len(named) < len(unknown):
+            named.append(f"{len(unknown) - len(named)} with a long or invalid name")
+        raise BadRequest(f"unknown field(s): {', '.join(named)}")
     out = {}
     for key in TEXT_FIELDS + ("password",):
         if key in body:
             if not isinstance(body[key], str):
                 raise BadRequest(f"{key} must be a string")
-            out[key] = body[key]
+            out[key] = clean_text(body[key], key, MAX_LENGTHS.get(key, MAX_TEXT), required=False) or body[key]
     for key in ("name", "password"):
         if (creating or key in out) and not out.get(key, "").strip():
             raise BadRequest(f"{key} is required")
     return out
 
 
+def _site_id(value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= INT32_MAX:
+        raise BadRequest(f"id must be a positive integer of at most {INT32_MAX}")
+    return value
+
+
 def _load(site_id: int) -> msupply.Site:
+    if not 1 <= site_id <= INT32_MAX:
+        raise NotFound("no such site")
     site = msupply.get_site(db.session(), current_principal().tenant_id, site_id)
     if site is None:
         raise NotFound("no such site")
@@ -57,9 +71,7 @@ def _load(site_id: int) -> msupply.Site:
 @require("admin")
 def create():
     body = read_json_object()
-    site_id = body.get("id")
-    if not isinstance(site_id, int) or isinstance(site_id, bool) or site_id < 1:
-        raise BadRequest("id must be a positive integer")
+    site_id = _site_id(body.get("id"))
     if site_id == SERVER_SITE_ID:
         raise BadRequest(f"site {SERVER_SITE_ID} is the primary (this server)")
     fields = _fields(body, creating=True)

@@ -1,6 +1,7 @@
 """mSupply authentication at the edge: HTTP Basic with the site name (v2+ send the SHA-256 hex of the
-password, v1 may send it plain), the hardware binding of `msupply-site-uuid`, the per-account Redis
-throttle, and the `from_site` / `to_site` checks of the queue endpoints."""
+password, v1 may send it plain), the hardware binding of `msupply-site-uuid`, the Redis login throttle
+per (account, client address) with a per-account ceiling (web/throttle.py), and the `from_site` /
+`to_site` checks of the queue endpoints."""
 from __future__ import annotations
 
 import base64
@@ -11,10 +12,10 @@ from flask import request
 from models.msupply import SERVER_SITE_ID
 from models.msupply import store as msupply
 from models.tables import User
-from models.users import burn_time, get_by_username
-from web import context, db
+from models.users import USERNAME_MAX, burn_time, get_by_username
+from web import context, db, throttle
 from web.errors import BadRequest, Conflict, TooManyRequests, Unauthorized
-from web.msupply import throttle
+from web.inputs import clean_text
 
 HARDWARE_HEADER = "msupply-site-uuid"
 # The mobile app recognises a hardware mismatch by this exact prefix.
@@ -33,7 +34,7 @@ def _basic() -> tuple[str, str]:
     except (binascii.Error, UnicodeDecodeError):
         raise Unauthorized("the Authorization header is not valid Basic credentials") from None
     username, sep, password = decoded.partition(":")
-    if not sep or not username:
+    if not sep or not username or "\x00" in username:
         raise Unauthorized("the Authorization header is not valid Basic credentials")
     return username, password
 
@@ -43,9 +44,17 @@ def _redis():
 
 
 def _throttled(account: str) -> None:
-    wait = throttle.blocked_for(_redis(), account)
+    wait = throttle.login_blocked_for(_redis(), account, request.remote_addr)
     if wait:
         raise TooManyRequests("Too many failed login attempts; try again later", retry_after=wait)
+
+
+def _failed(account: str) -> None:
+    throttle.login_failed(_redis(), account, request.remote_addr)
+
+
+def _succeeded(account: str) -> None:
+    throttle.login_succeeded(_redis(), account, request.remote_addr)
 
 
 def authenticate_site(version: int) -> msupply.Site:
@@ -57,17 +66,18 @@ def authenticate_site(version: int) -> msupply.Site:
     site = msupply.site_by_name(session, name)
     if site is None:
         burn_time(context.settings().bcrypt_rounds)
-        throttle.record_failure(_redis(), account)
+        _failed(account)
         raise Unauthorized(BAD_CREDENTIALS)
     if not msupply.check_site_password(site, password, allow_plain=version == 1):
-        throttle.record_failure(_redis(), account)
+        _failed(account)
         raise Unauthorized(BAD_CREDENTIALS)
+    _succeeded(account)
     _check_hardware(session, site)
     return site
 
 
 def _check_hardware(session, site: msupply.Site) -> None:
-    sent = request.headers.get(HARDWARE_HEADER, "").strip()
+    sent = clean_text(request.headers.get(HARDWARE_HEADER, "").strip(), HARDWARE_HEADER, 256, required=False) or ""
     if site.hardware_id is None:
         if not sent:
             return  # not bound yet and nothing to bind to
@@ -97,14 +107,15 @@ def check_route(site: msupply.Site) -> None:
 def authenticate_user() -> User:
     """A mobile user's login: Basic with the user name and the SHA-256 hex of the password."""
     name, password = _basic()
-    account = f"user:{name}"
+    account = f"user:{name}"  # the same account as /auth/login: one user, one set of counters
     _throttled(account)
-    user = get_by_username(db.session(), name)
+    user = get_by_username(db.session(), name) if len(name) <= USERNAME_MAX else None
     if user is None:
         burn_time(context.settings().bcrypt_rounds)
-        throttle.record_failure(_redis(), account)
+        _failed(account)
         raise Unauthorized("Invalid user name or password")
     if not msupply.check_password_digest(user.password_hash, password, allow_plain=True):
-        throttle.record_failure(_redis(), account)
+        _failed(account)
         raise Unauthorized("Invalid user name or password")
+    _succeeded(account)
     return user

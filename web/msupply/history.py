@@ -3,6 +3,8 @@ patient's transactions (`transact`), their lines (`trans_line` â†’ `item_line` â
 the clinician and the medicine administrator. One query; rows are grouped per transaction."""
 from __future__ import annotations
 
+import math
+
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -33,9 +35,14 @@ SELECT t.record_key AS t_key, t.data AS t_data, st.data AS store_data, cl.data A
 
 
 def _number(value) -> float:
+    """A stored quantity as a number; text that is no finite number (or too long to be one) is 0."""
+    if isinstance(value, str) and len(value) > 64:
+        return 0
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    if not math.isfinite(number):
         return 0
     return int(number) if number.is_integer() else number
 

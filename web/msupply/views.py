@@ -10,6 +10,7 @@ from models.msupply import NAMESPACE, SERVER_SITE_ID
 from models.msupply import store as msupply
 from web import context, db
 from web.errors import BadRequest
+from web.inputs import query_text
 from web.jsonbody import read_json
 from web.msupply import wire
 from web.msupply.auth import authenticate_site, authenticate_user, check_route
@@ -42,7 +43,7 @@ def count(version: int):
 def pull(version: int):
     site = _site(version)
     limit = wire.parse_limit(request.args.get("limit"))
-    sync_id = request.args.get("sync_id")
+    sync_id = query_text("sync_id", wire.MAX_SYNC_ID)
     rows = msupply.queue_head(db.session(), site.tenant_id, site.site_id, limit=1 if sync_id else limit,
                               sync_id=sync_id)
     mapping = _v1map()
@@ -64,7 +65,8 @@ def push(version: int):
     is the same job), wait a bounded time for it, and answer {} either way: stored records are never
     reported as an error."""
     site = _site(version)
-    records = wire.push_records(read_json(), version, _v1map())
+    records = wire.push_records(read_json(), version, _v1map(),
+                                max_records=context.settings().max_records_per_push)
     if not records:
         return json_response({})
     session = db.session()

@@ -5,9 +5,13 @@ import datetime as dt
 import os
 import platform
 
+import redis
 from flask import Blueprint, current_app, jsonify
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import text
 
+from models.db import probe_database
 from web import db
 
 bp = Blueprint("ops_health", __name__)
@@ -17,16 +21,43 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Each check gives up after this long, so /health answers (503 at worst) within about 5 seconds even when
+# a server is frozen or a network drops packets.
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+def _database_engine():
+    bind = current_app.extensions["fieldsync_sessions"].kw.get("bind")
+    return getattr(bind, "engine", bind)
+
+
+_REDIS_ADDRESS_KEYS = {"host", "port", "db", "username", "password", "path", "ssl_cert_reqs", "ssl_ca_certs",
+                       "ssl_certfile", "ssl_keyfile", "ssl_check_hostname"}
+
+
+def _health_redis() -> redis.Redis:
+    """A client on the app's Redis with short socket timeouts, kept for the app's life."""
+    client = current_app.extensions.get("fieldsync_health_redis")
+    if client is None:
+        pool = current_app.extensions["fieldsync_redis"]().connection_pool
+        kwargs = {key: value for key, value in pool.connection_kwargs.items() if key in _REDIS_ADDRESS_KEYS}
+        client = redis.Redis(connection_pool=redis.ConnectionPool(
+            connection_class=pool.connection_class, max_connections=4, socket_timeout=CHECK_TIMEOUT_SECONDS,
+            socket_connect_timeout=CHECK_TIMEOUT_SECONDS, retry=Retry(NoBackoff(), 0), **kwargs))
+        current_app.extensions["fieldsync_health_redis"] = client
+    return client
+
+
 @bp.get("/health")
 def health():
     settings = current_app.config["FIELDSYNC_SETTINGS"]
     failing = []
     try:
-        db.session().execute(text("SELECT 1"))
+        probe_database(_database_engine(), timeout=CHECK_TIMEOUT_SECONDS)
     except Exception:
         failing.append("postgresql")
     try:
-        current_app.extensions["fieldsync_redis"]().ping()
+        _health_redis().ping()
     except Exception:
         failing.append("redis")
     if failing:

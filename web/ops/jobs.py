@@ -11,6 +11,7 @@ from models.tables import Job, JobRecordError
 from web import db
 from web.auth import current_principal, require
 from web.errors import BadRequest, NotFound
+from web.inputs import INT64_MAX
 
 bp = Blueprint("ops_jobs", __name__)
 
@@ -73,8 +74,10 @@ def job_errors(job_id: str):
     try:
         limit = int(request.args.get("limit", 100))
         after = int(request.args.get("after", -1))
-    except ValueError:
+    except ValueError:  # not a number, or more digits than Python converts
         raise BadRequest("limit and after must be integers") from None
+    if not -INT64_MAX - 1 <= after <= INT64_MAX:
+        raise BadRequest("after must fit in a 64-bit integer")
     limit = max(1, min(MAX_PAGE, limit))
     rows = db.session().execute(
         select(JobRecordError).where(JobRecordError.job_id == job.id, JobRecordError.id > after)

@@ -10,8 +10,9 @@ from models.synkronus.store import advance_cursor, pull_page
 from models.tables import TERMINAL_STATUSES, Job
 from web import context, db
 from web.auth import current_principal, require
-from web.errors import BadRequest, Conflict
-from web.jsonbody import read_json_object
+from web.errors import BadRequest, Conflict, TooLarge
+from web.inputs import bounded_int, clean_text, query_text
+from web.jsonbody import body_bytes, read_json_object
 from web.synkronus.envelope import API_VERSIONS, CURRENT_API_VERSION
 from workers import doorbell
 from workers.synkronus.jobs import TransmissionConflict, accept_push
@@ -20,6 +21,8 @@ bp = Blueprint("synkronus_sync", __name__)
 
 PULL_DEFAULT_LIMIT = 50
 PULL_MAX_LIMIT = 500
+CLIENT_ID_MAX = 250
+MAX_SCHEMA_TYPES = 100
 
 
 def _json_response(body: bytes, status: int = 200):
@@ -36,16 +39,15 @@ def api_versions():
 @require("read-write", "admin")
 def push():
     body = read_json_object(code="invalid_request")
-    raw = request.get_data(cache=True)
-    transmission_id, client_id, records = body.get("transmission_id"), body.get("client_id"), body.get("records")
-    if not isinstance(transmission_id, str) or not transmission_id.strip():
-        raise BadRequest("transmission_id is required", code="invalid_request")
-    if not isinstance(client_id, str) or not client_id.strip():
-        raise BadRequest("client_id is required", code="invalid_request")
+    raw = body_bytes()
+    transmission_id = clean_text(body.get("transmission_id"), "transmission_id", 500, code="invalid_request")
+    client_id = clean_text(body.get("client_id"), "client_id", CLIENT_ID_MAX, code="invalid_request")
+    records = body.get("records")
     if not isinstance(records, list):
         raise BadRequest("records must be an array", code="invalid_request")
-    if len(transmission_id) > 500 or len(client_id) > 250:
-        raise BadRequest("transmission_id or client_id is too long", code="invalid_request")
+    cap = context.settings().max_records_per_push
+    if len(records) > cap:
+        raise TooLarge(f"a push may carry at most {cap} records; split the batch", code="too_many_records")
 
     principal = current_principal()
     try:
@@ -112,23 +114,22 @@ def _limit() -> int:
 @require()
 def pull():
     body = read_json_object(code="invalid_request")
-    client_id = body.get("client_id")
-    if not isinstance(client_id, str) or not client_id.strip():
-        raise BadRequest("client_id is required", code="invalid_request")
+    client_id = clean_text(body.get("client_id"), "client_id", CLIENT_ID_MAX, code="invalid_request")
     since = body.get("since") or {}
     if not isinstance(since, dict):
         raise BadRequest("since must be an object", code="invalid_request")
     since_version = since.get("version", 0)
     if since_version is None:
         since_version = 0
-    if isinstance(since_version, bool) or not isinstance(since_version, int) or since_version < 0:
-        raise BadRequest("since.version must be a non-negative integer", code="invalid_request")
+    since_version = bounded_int(since_version, "since.version", code="invalid_request")
     types = body.get("schema_types") or []
-    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
-        raise BadRequest("schema_types must be an array of strings", code="invalid_request")
-    types = set(types)
-    if request.args.get("schemaType"):
-        types.add(request.args["schemaType"])
+    if not isinstance(types, list) or len(types) > MAX_SCHEMA_TYPES:
+        raise BadRequest(f"schema_types must be an array of at most {MAX_SCHEMA_TYPES} strings",
+                         code="invalid_request")
+    types = {clean_text(t, "schema_types[]", code="invalid_request") for t in types}
+    schema_type = query_text("schemaType", code="invalid_request")
+    if schema_type:
+        types.add(schema_type)
     limit = _limit()
 
     principal = current_principal()

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import datetime as dt
 
-import orjson
-
 from models.digit import NAMESPACE, SYNC_FILE
 from models.digit import store as digit
-from models.engine import MAX_KEY_LENGTH, Incoming
+from models.engine import MAX_KEY_LENGTH, MAX_TYPE_LENGTH, Incoming
 from models.users import ensure_tenant
 from workers.api import submit_job
 from workers.apply import Rejected, run_apply
 from workers.digit.forms import FormValidator, summarise
-from workers.digit.syncfile import Limits, entities, scan
+from workers.digit.syncfile import Limits, Unreadable, entities, scan
 from workers.errors import JobFailed
+from workers.jsonsafe import as_text, find_bad_text, find_unstorable
+
 ORIGIN = "digit.sync_file"
 RECORD_TEXT_CAP = 8000
+MAX_STRING = 256 * 1024
 
 
 def record_key(campaign_id: str, schema: str, client_reference_id: str) -> str:
@@ -29,10 +30,7 @@ def record_key(campaign_id: str, schema: str, client_reference_id: str) -> str:
 
 
 def _text(value) -> str:
-    try:
-        return orjson.dumps(value)[:RECORD_TEXT_CAP].decode("utf-8", "ignore")
-    except TypeError:
-        return repr(value)[:RECORD_TEXT_CAP]
+    return as_text(value, RECORD_TEXT_CAP)
 
 
 def _created_at(entity: dict) -> dt.datetime | None:
@@ -54,6 +52,13 @@ class EntityChecker:
         self.forms_expected = forms_expected
 
     def __call__(self, position: int, schema: str | None, entity) -> Incoming | Rejected:
+        if isinstance(entity, Unreadable):
+            return Rejected(position, None, entity.code, entity.message)
+        if schema is not None:
+            bad = find_bad_text(schema, max_bytes=MAX_TYPE_LENGTH)
+            if bad is not None:
+                return Rejected(position, None, "SCHEMA_TOO_LONG" if bad[0] == "text_too_long" else bad[0].upper(),
+                                f"the schema name {bad[1]}", record=_text(entity))
         if schema is None:
             return Rejected(position, None, "BAD_LINE", 'each NDJSON line must be {"schema": "<name>", "data": {...}}',
                             record=_text(entity))
@@ -64,6 +69,12 @@ class EntityChecker:
         if not isinstance(crid, str) or not crid.strip():
             return Rejected(position, None, "MISSING_CLIENT_REFERENCE_ID",
                             "clientReferenceId (the entity's offline id) is required", path="clientReferenceId",
+                            record=_text(entity))
+        # Every value PostgreSQL cannot store, anywhere in the entity, before it is written.
+        problem = find_unstorable(entity, max_string=MAX_STRING)
+        if problem is not None:
+            code, message, path = problem
+            return Rejected(position, crid, code.upper(), f"{path or 'entity'}: {message}", path=path,
                             record=_text(entity))
         validator = self.validators.get(schema)
         if validator is None and self.forms_expected:
@@ -76,7 +87,10 @@ class EntityChecker:
                 return Rejected(position, crid, errors[0].code, summarise(errors), path=errors[0].path,
                                 record=_text(entity))
         key = record_key(self.campaign_id, schema, crid)
-        if len(key) > MAX_KEY_LENGTH:
+        bad = find_bad_text(key, max_bytes=MAX_KEY_LENGTH)
+        if bad is not None:
+            if bad[0] != "text_too_long":  # in the campaign id: the entity's own values were checked above
+                return Rejected(position, crid, bad[0].upper(), f"the record key {bad[1]}", path="campaignId")
             return Rejected(position, crid, "KEY_TOO_LONG", "clientReferenceId is longer than the server accepts",
                             path="clientReferenceId")
         return Incoming(position=position, key=key, record_type=schema, data=entity,

@@ -25,11 +25,22 @@ import ijson
 import orjson
 
 from workers.errors import JobFailed
+from workers.jsonsafe import JsonError, has_lone_surrogate_escape
+from workers.jsonsafe import loads as safe_loads
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 MEMBER_SUFFIXES = (".json", ".ndjson", ".jsonl")
 VALUE_EVENTS = frozenset({"start_map", "start_array", "string", "number", "boolean", "null"})
 READ_SIZE = 1 << 16
+WHOLE_READ_MAX = 64 << 20   # a JSON document the streaming parser cannot read exactly is read whole up to this
+
+
+class Unreadable:
+    """Stands in for an entity whose text is JSON no parser here can turn into a value (nested past
+    every parser's limit): the entity is rejected, the file goes on."""
+
+    def __init__(self, code: str, message: str):
+        self.code, self.message = code, message
 
 
 @dataclass(frozen=True)
@@ -213,7 +224,8 @@ def _detect(stream, member: str | None) -> str:
         return "ndjson"
     keys = set()
     try:
-        for prefix, event, value in ijson.parse(stream, multiple_values=True):
+        # use_float: without it the C backend crashes the process on an integer beyond 64 bits
+        for prefix, event, value in ijson.parse(stream, multiple_values=True, use_float=True):
             if prefix != "":
                 continue
             if event == "map_key":
@@ -306,17 +318,73 @@ def _line_error(line: bytes, number: int, ended: bool, where: str, exc: Exceptio
     return JobFailed("invalid_json", f"{where}: line {number} is not valid JSON ({exc})")
 
 
+def _load_line(line: bytes, number: int, ended: bool, where: str):
+    """One NDJSON line's value. A line the fast parser refuses is read again by the safe one, so a value
+    that only its entity cannot hold (a lone surrogate, a huge number) rejects that entity, not the file."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        first = exc
+    try:
+        return safe_loads(line)
+    except JsonError as exc:
+        if exc.kind == "too_deep":
+            return Unreadable("TOO_DEEP", "the line is nested too deeply to be read")
+    raise _line_error(line, number, ended, where, first) from None
+
+
 def _scan_ndjson(stream, where: str, limits: Limits, tick: Tick) -> int:
     count = 0
     for number, line, ended in _lines(stream, where, limits.max_line_bytes):
-        try:
-            orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise _line_error(line, number, ended, where, exc) from None
+        _load_line(line, number, ended, where)
         count += 1
         if count % 20_000 == 0:
             tick()
     return count
+
+
+def _scan_json_part(source, member, where: str, tick: Tick) -> dict:
+    """Stream the document; one the streaming parser cannot read exactly (a lone surrogate escape, a
+    number beyond 64 bits) is read whole by the safe parser, up to WHOLE_READ_MAX bytes."""
+    stream, _ = source.open(member)
+    with stream:
+        lone = has_lone_surrogate_escape(stream)
+    failure = None
+    if not lone:
+        stream, counter = source.open(member)
+        with stream:
+            try:
+                schemas = _scan_json(stream, counter, where, tick)
+                return {"member": member, "format": "json", "schemas": schemas, "count": sum(c for _, c in schemas)}
+            except JobFailed as exc:
+                if exc.code != "invalid_json":
+                    raise
+                failure = exc
+    document = _load_whole(source, member, where, failure)
+    schemas = [[name, len(items)] for name, items in document.items()]
+    return {"member": member, "format": "json", "whole": True, "schemas": schemas,
+            "count": sum(c for _, c in schemas)}
+
+
+def _load_whole(source, member, where: str, failure: JobFailed | None) -> dict:
+    """{schema: [entity, …]} of a JSON document read whole by the safe parser."""
+    stream, _ = source.open(member)
+    with stream:
+        raw = stream.read(WHOLE_READ_MAX + 1)
+    if len(raw) > WHOLE_READ_MAX:
+        raise failure or JobFailed("invalid_json", f"{where} holds a value the streaming reader cannot read "
+                                                   f"exactly, and is over {WHOLE_READ_MAX} bytes to read whole")
+    try:
+        document = safe_loads(raw)
+    except JsonError as exc:
+        raise failure or JobFailed("invalid_json", f"{where} is not valid JSON: {exc.message}") from None
+    entities_ = document.get("entities") if isinstance(document, dict) else None
+    if not isinstance(entities_, dict):
+        raise JobFailed("invalid_format", f"{where} has no \"entities\" object")
+    for name, items in entities_.items():
+        if not isinstance(items, list):
+            raise JobFailed("invalid_format", f"{where}: entities.{name} must be a list")
+    return entities_
 
 
 def scan(path, limits: Limits = Limits(), tick: Tick = _noop) -> dict:
@@ -330,15 +398,14 @@ def scan(path, limits: Limits = Limits(), tick: Tick = _noop) -> dict:
             stream, counter = source.open(member)
             with stream:
                 fmt = _detect(stream, member)
-            stream, counter = source.open(member)
+            if fmt == "json":
+                parts.append(_scan_json_part(source, member, where, tick))
+                tick()
+                continue
+            stream, _ = source.open(member)
             with stream:
-                if fmt == "json":
-                    schemas = _scan_json(stream, counter, where, tick)
-                    parts.append({"member": member, "format": "json", "schemas": schemas,
-                                  "count": sum(c for _, c in schemas)})
-                else:
-                    count = _scan_ndjson(stream, where, limits, tick)
-                    parts.append({"member": member, "format": "ndjson", "schemas": None, "count": count})
+                count = _scan_ndjson(stream, where, limits, tick)
+                parts.append({"member": member, "format": "ndjson", "schemas": None, "count": count})
             tick()
     return {"archive": members != [None], "parts": parts, "total": sum(p["count"] for p in parts)}
 
@@ -357,8 +424,16 @@ def entities(path, layout: dict, *, start: int = 0, limits: Limits = Limits()) -
             where = "the file" if part["member"] is None else f"member {part['member']!r}"
             if part["format"] == "ndjson":
                 yield from _read_ndjson(source, part, base, start, where, limits)
+            elif part.get("whole"):
+                yield from _read_whole(source, part, base, start, where)
             else:
-                yield from _read_json(source, part, base, start, where)
+                resume = start
+                try:
+                    for item in _read_json(source, part, base, start, where):
+                        resume = item[0] + 1
+                        yield item
+                except _TooDeepToStream:  # the rest of this part, read whole by the safe parser
+                    yield from _read_whole(source, part, base, resume, where)
             base += part["count"]
 
 
@@ -368,15 +443,28 @@ def _read_ndjson(source, part, base, start, where, limits):
         position = base
         for number, line, ended in _lines(stream, where, limits.max_line_bytes):
             if position >= start:
-                try:
-                    value = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    raise _line_error(line, number, ended, where, exc) from None
-                if isinstance(value, dict) and isinstance(value.get("schema"), str) and "data" in value:
+                value = _load_line(line, number, ended, where)
+                if isinstance(value, Unreadable):
+                    yield position, None, value
+                elif isinstance(value, dict) and isinstance(value.get("schema"), str) and "data" in value:
                     yield position, value["schema"], value["data"]
                 else:
                     yield position, None, value
             position += 1
+
+
+class _TooDeepToStream(Exception):
+    pass
+
+
+def _read_whole(source, part, base, start, where):
+    document = _load_whole(source, part["member"], where, None)
+    offset = base
+    for schema, count in part["schemas"]:
+        items = document.get(schema) or []
+        for index in range(max(0, start - offset), min(count, len(items))):
+            yield offset + index, schema, items[index]
+        offset += count
 
 
 def _read_json(source, part, base, start, where):
@@ -394,5 +482,7 @@ def _read_json(source, part, base, start, where):
                         yield position, schema, entity
             except ijson.JSONError as exc:
                 raise _json_error(exc, where, counter.count) from None
+            except RecursionError:  # an entity nested past the streaming parser's limit
+                raise _TooDeepToStream() from None
         offset += count
 

@@ -12,18 +12,20 @@ import uuid
 from itertools import islice
 
 import ijson
-import orjson
 
 from models.blobs import save_bytes
-from models.engine import MAX_KEY_LENGTH, Incoming, apply_chunk, current_version
+from models.engine import MAX_KEY_LENGTH, MAX_TYPE_LENGTH, Incoming, apply_chunk, current_version
 from models.msupply import INITIAL_DUMP, NAMESPACE, PUSH
 from models.msupply import store as msupply
 from workers.api import submit_job
 from workers.apply import Rejected, run_apply
 from workers.errors import JobFailed
+from workers.jsonsafe import JsonError, as_text, find_bad_text, find_unstorable, has_lone_surrogate_escape
+from workers.jsonsafe import loads as safe_loads
 
 SYNC_TYPES = ("I", "U", "D", "M")
 DUMP_BATCH = 20_000
+MAX_STRING = 256 * 1024
 
 
 def routing(settings) -> msupply.Routing:
@@ -53,18 +55,29 @@ def parse_record(position: int, raw) -> Incoming | Rejected:
     def reject(code, message, path=None):
         record_id = raw.get("RecordID") if isinstance(raw, dict) else None
         return Rejected(position, record_id if isinstance(record_id, str) else None, code, message, path,
-                        orjson.dumps(raw, default=str).decode()[:8000])
+                        as_text(raw))
 
     if not isinstance(raw, dict):
         return reject("not_an_object", "a sync record must be a JSON object")
+    # Every value PostgreSQL cannot store (NUL, lone surrogate, a number beyond a double, deep nesting)
+    # anywhere in the record, before any of it is written.
+    problem = find_unstorable(raw, max_string=MAX_STRING)
+    if problem is not None:
+        code, message, path = problem
+        return reject(code, f"{path or 'record'}: {message}", path)
     if raw.get("_v1_unknown_table") is not None:
-        return reject("unknown_table", f"unknown v1 table number {raw['_v1_unknown_table']!r}", "TableNumber")
+        return reject("unknown_table", "unknown v1 table number", "TableNumber")
     sync_type = raw.get("SyncType")
     if sync_type not in SYNC_TYPES:
-        return reject("invalid_sync_type", f"SyncType must be one of I, U, D, M (got {sync_type!r})", "SyncType")
+        return reject("invalid_sync_type", "SyncType must be one of I, U, D, M", "SyncType")
+    sync_id = raw.get("SyncID")
+    if isinstance(sync_id, str) and find_bad_text(sync_id, max_bytes=MAX_KEY_LENGTH) is not None:
+        return reject("invalid_sync_id", f"SyncID is longer than {MAX_KEY_LENGTH} bytes", "SyncID")
     record_type, record_id = raw.get("RecordType"), raw.get("RecordID")
     if not isinstance(record_type, str) or not record_type:
         return reject("missing_record_type", "RecordType is required", "RecordType")
+    if find_bad_text(record_type, max_bytes=MAX_TYPE_LENGTH) is not None:
+        return reject("record_type_too_long", f"RecordType is longer than {MAX_TYPE_LENGTH} bytes", "RecordType")
     store_id = raw.get("StoreID") if isinstance(raw.get("StoreID"), str) else ""
     meta = {"store_id": store_id}
     if sync_type == "M":
@@ -77,8 +90,8 @@ def parse_record(position: int, raw) -> Incoming | Rejected:
     if not isinstance(record_id, str) or not record_id:
         return reject("missing_record_id", "RecordID is required", "RecordID")
     key = f"{record_type}:{record_id}"
-    if len(key) > MAX_KEY_LENGTH:
-        return reject("key_too_long", f"RecordType and RecordID together exceed {MAX_KEY_LENGTH} characters")
+    if find_bad_text(key, max_bytes=MAX_KEY_LENGTH) is not None:
+        return reject("key_too_long", f"RecordType and RecordID together exceed {MAX_KEY_LENGTH} bytes")
     if sync_type in ("D", "M"):
         return Incoming(position=position, key=key, record_type=record_type, data=None, deleted=True, meta=meta)
     data = raw.get("Data", raw.get("data"))
@@ -93,26 +106,51 @@ def _batched(iterable, size):
         yield batch
 
 
-def _push_items(ctx, site_id: int, skipped: list, sync_by_position: dict):
-    """Stream the payload, drop records whose SyncID the site already pushed in an earlier job."""
-    with ctx.runtime.blobs.open(ctx.job.blob_sha256) as stream:
+def _payload(ctx):
+    """(position, record) for each record of the stored batch. It is streamed; a batch the streaming
+    parser cannot read exactly (a number beyond 64 bits, nesting past its limit, a surrogate escape) is
+    read whole by the safe parser from where the stream stopped, so such a value rejects only its record."""
+    blobs, sha = ctx.runtime.blobs, ctx.job.blob_sha256
+    resume = 0
+    with blobs.open(sha) as stream:
+        streamable = not has_lone_surrogate_escape(stream)
+    if streamable:
+        with blobs.open(sha) as stream:
+            try:
+                for position, raw in enumerate(ijson.items(stream, "item", use_float=True)):
+                    resume = position + 1
+                    yield position, raw
+                return
+            except (ijson.JSONError, RecursionError, ValueError):
+                pass  # read again below, safely
+    with blobs.open(sha) as stream:
         try:
-            for group in _batched(enumerate(ijson.items(stream, "item", use_float=True)), ctx.settings.chunk_size):
-                if group[-1][0] < ctx.job.checkpoint:
-                    continue
-                ids = [r["SyncID"] for _, r in group if isinstance(r, dict) and isinstance(r.get("SyncID"), str)]
-                with ctx.session() as session:
-                    seen = msupply.seen_sync_ids(session, ctx.job.tenant_id, site_id, ids, ctx.job.id)
-                for position, raw in group:
-                    if isinstance(raw, dict) and raw.get("SyncID") in seen:
-                        skipped.append(position)
-                        continue
-                    item = parse_record(position, raw)
-                    if isinstance(item, Incoming) and isinstance(raw.get("SyncID"), str):
-                        sync_by_position[position] = raw["SyncID"]
-                    yield item
-        except ijson.JSONError as exc:
-            raise JobFailed("malformed_payload", f"the stored payload is not a JSON array: {exc}") from None
+            body = safe_loads(stream.read())
+        except JsonError as exc:
+            raise JobFailed("malformed_payload", f"the stored payload cannot be read: {exc.message}") from None
+    if not isinstance(body, list):
+        raise JobFailed("malformed_payload", "the stored payload is not a JSON array")
+    for position in range(resume, len(body)):
+        yield position, body[position]
+
+
+def _push_items(ctx, site_id: int, skipped: list, sync_by_position: dict):
+    """Read the payload, drop records whose SyncID the site already pushed in an earlier job."""
+    for group in _batched(_payload(ctx), ctx.settings.chunk_size):
+        if group[-1][0] < ctx.job.checkpoint:
+            continue
+        ids = [r["SyncID"] for _, r in group if isinstance(r, dict) and isinstance(r.get("SyncID"), str)
+               and find_bad_text(r["SyncID"], max_bytes=MAX_KEY_LENGTH) is None]
+        with ctx.session() as session:
+            seen = msupply.seen_sync_ids(session, ctx.job.tenant_id, site_id, ids, ctx.job.id)
+        for position, raw in group:
+            if isinstance(raw, dict) and isinstance(raw.get("SyncID"), str) and raw["SyncID"] in seen:
+                skipped.append(position)
+                continue
+            item = parse_record(position, raw)
+            if isinstance(item, Incoming) and isinstance(raw.get("SyncID"), str):
+                sync_by_position[position] = raw["SyncID"]
+            yield item
 
 
 def _repoint_merges(session, ctx, records: list[Incoming], origin: str) -> None:

@@ -10,18 +10,19 @@ import orjson
 
 from models import jobs, receipts
 from models.blobs import save_bytes
-from models.engine import Incoming
+from models.engine import MAX_KEY_LENGTH, MAX_TYPE_LENGTH, Incoming
 from models.synkronus import NAMESPACE, PUSH
-from models.synkronus.store import client_cursor, push_errors, safe_current_version
+from models.synkronus.store import client_cursor, safe_current_version
 from workers.api import submit_job
 from workers.apply import Rejected, run_apply
 from workers.errors import JobFailed
 from workers.index import submit_index
-from workers.jsonsafe import JsonError, find_unstorable, loads_checked
+from workers.jsonsafe import MAX_DEPTH, JsonError, as_text, find_bad_text, find_unstorable, loads_checked
 
 MAX_STRING = 256 * 1024
-MAX_ID = 512
+MAX_ID = MAX_KEY_LENGTH      # bytes of UTF-8: the observation id is the record's key
 MAX_DATA_BYTES = 1024 * 1024
+FAILED_IN_ANSWER = 100       # failed records (and warnings) given in full in a push answer; all at /jobs/<id>/errors
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})?$")
 
 
@@ -66,29 +67,47 @@ def validate(position: int, record, *, clean: bool = False) -> tuple[Incoming | 
     obs_id = record.get("observation_id")
     if not isinstance(obs_id, str) or not obs_id.strip():
         return reject("missing_observation_id", "observation_id is required", "observation_id")
-    if len(obs_id) > MAX_ID:
-        return reject("invalid_observation_id", f"observation_id longer than {MAX_ID} characters", "observation_id")
+    bad = find_bad_text(obs_id, max_bytes=MAX_ID)
+    if bad is not None:
+        code, message = bad
+        return reject("invalid_observation_id" if code == "text_too_long" else code,
+                      f"observation_id {message}", "observation_id")
+    form_type = record.get("form_type")
+    if form_type is not None and not isinstance(form_type, str):
+        return reject("invalid_type", "form_type must be a string", "form_type")
+    if form_type:
+        bad = find_bad_text(form_type, max_bytes=MAX_TYPE_LENGTH)
+        if bad is not None:
+            code, message = bad
+            return reject("invalid_form_type" if code == "text_too_long" else code, f"form_type {message}",
+                          "form_type")
     data = record.get("data")
     if not isinstance(data, dict):
         return reject("invalid_type", "data must be an object", "data")
     data_text = None
     if clean:
-        data_text = orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
-        if len(data_text) > MAX_DATA_BYTES:
-            return reject("record_too_large", f"data is larger than {MAX_DATA_BYTES} bytes", "data")
-        suspicious = "\\u0000" in data_text or len(data_text) > MAX_STRING
+        # The strict parser let no NaN, big number or lone surrogate through; what is left to find is a
+        # NUL, an oversize string or deep nesting, and the serialised text says cheaply whether to look.
         others = {k: v for k, v in record.items() if k != "data"}
         problem = find_unstorable(others, max_string=MAX_STRING)
-        if problem is None and suspicious:
-            problem = find_unstorable(data, max_string=MAX_STRING, path="data")
+        if problem is None:
+            try:
+                data_text = orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+            except orjson.JSONEncodeError:  # nested past what the writer takes (255 levels)
+                data_text = None
+            if data_text is None:
+                problem = find_unstorable(data, max_string=MAX_STRING, path="data") or (
+                    "too_deep", f"nested deeper than {MAX_DEPTH} levels", "data")
+            elif len(data_text) > MAX_DATA_BYTES:
+                return reject("record_too_large", f"data is larger than {MAX_DATA_BYTES} bytes", "data")
+            elif ("\\u0000" in data_text or len(data_text) > MAX_STRING
+                  or data_text.count("{") + data_text.count("[") > MAX_DEPTH):
+                problem = find_unstorable(data, max_string=MAX_STRING, path="data")
     else:
         problem = find_unstorable(record, max_string=MAX_STRING)
     if problem is not None:
         code, message, path = problem
         return reject(code, f"{path or 'record'}: {message}", path)
-    form_type = record.get("form_type")
-    if form_type is not None and not isinstance(form_type, str):
-        return reject("invalid_type", "form_type must be a string", "form_type")
     form_version = record.get("form_version", "")
     if form_version is None:
         form_version = ""
@@ -126,24 +145,30 @@ def validate(position: int, record, *, clean: bool = False) -> tuple[Incoming | 
 
 
 def _as_text(record) -> str:
-    try:
-        return orjson.dumps(record, default=repr).decode()
-    except TypeError:
-        return repr(record)
+    return as_text(record, jobs.RECORD_TEXT_CAP)
 
 
 def push_answer(session, job_id, tenant_id: str, client_id: str, success_count: int) -> dict:
-    rows = push_errors(session, job_id)
+    """The push's answer. At most FAILED_IN_ANSWER failed records and warnings are given in full; when
+    there are more, `failed_count` / `warnings_count` say how many and `errors_url` lists them all."""
     answer: dict = {"current_version": safe_current_version(session, tenant_id, client_id),
                     "success_count": success_count}
-    failed = [{"index": r.position, "error": r.message, "record": _parse_or_text(r.record)}
-              for r in rows if r.severity == "error"]
-    warnings = [{"id": r.record_id or "", "code": r.code, "message": r.message} for r in rows
-                if r.severity == "warning"]
-    if failed:
-        answer["failed_records"] = failed
+    errors = jobs.errors_of(session, job_id, severity="error", limit=FAILED_IN_ANSWER)
+    warnings = jobs.errors_of(session, job_id, severity="warning", limit=FAILED_IN_ANSWER)
+    if errors:
+        answer["failed_records"] = [{"index": r.position, "error": r.message, "record": _parse_or_text(r.record)}
+                                    for r in errors]
     if warnings:
-        answer["warnings"] = warnings
+        answer["warnings"] = [{"id": r.record_id or "", "code": r.code, "message": r.message} for r in warnings]
+    truncated = False
+    for rows, name, severity in ((errors, "failed_count", "error"), (warnings, "warnings_count", "warning")):
+        if len(rows) == FAILED_IN_ANSWER:
+            total = jobs.count_errors(session, job_id, severity=severity)
+            if total > FAILED_IN_ANSWER:
+                answer[name] = total
+                truncated = True
+    if truncated:
+        answer["errors_url"] = f"/jobs/{job_id}/errors"
     return answer
 
 

@@ -34,7 +34,8 @@ class Env:
     - `sql(query, params)`: runs a read-only SQL text and returns the rows (tuples). It sees what the
       app has written (committed data for a live app; the test transaction for a view-level app).
     - `live`: True when a real worker applies jobs (tests 1-2); False when nothing runs them.
-    - `limits`: the body caps the app was built with: {"max_body_bytes": …, "max_upload_bytes": …}.
+    - `limits`: the caps the app was built with: {"max_body_bytes": …, "max_upload_bytes": …,
+      "max_records_per_push": …}.
     """
     client: Any
     admin_headers: dict
@@ -103,6 +104,110 @@ class Reported:
     dialect's id for it (observation_id, RecordID, clientReferenceId…) when the report names one."""
     position: int
     record_id: str | None
+
+
+@dataclass(frozen=True)
+class Hostile:
+    """One hostile value, in each form a request can carry it: `json` (the raw JSON text spliced into a
+    body, so a `"\\ud800"` escape reaches the server as the client wrote it), `text` (a form field or
+    header; None when it cannot be sent that way) and `query` (percent-encoded, for a query string or a
+    path; None likewise)."""
+    name: str
+    json: bytes
+    text: str | None = None
+    query: str | None = None
+
+
+LONG = 30_000  # longer than any field accepts, yet a body holding it stays below the suite's 32 KiB cap
+
+HOSTILE = (
+    Hostile("nul", b'"a\\u0000b"', "a\x00b", "a%00b"),
+    Hostile("lone_surrogate", b'"a\\ud800b"', None, "a%ED%A0%80b"),
+    Hostile("int64_overflow", str(2 ** 63).encode(), str(2 ** 63), str(2 ** 63)),
+    Hostile("digits_5000", b"9" * 5000, "9" * 5000, "9" * 5000),
+    Hostile("long_text", b'"' + b"x" * LONG + b'"', "x" * LONG, "x" * LONG),
+    Hostile("object", b'{"a": [1, {"b": null}]}'),
+    Hostile("array", b'[1, "two", null]'),
+    Hostile("boolean", b"true"),
+    Hostile("nan", b"NaN"),
+    Hostile("deep_1000", b"[" * 1000 + b"]" * 1000),
+)
+HOSTILE_NAMES = tuple(h.name for h in HOSTILE)
+TEXTUAL = ("nul", "lone_surrogate", "long_text", "digits_5000")  # bad as text (digits_5000: too long)
+
+
+def all_but(*names: str) -> tuple[str, ...]:
+    return tuple(n for n in HOSTILE_NAMES if n not in names)
+
+
+HOLE = "\u2063hostile\u2063"  # where `splice` puts the hostile value in a body template
+
+
+def splice(template, value: bytes) -> bytes:
+    """`template` as JSON with the one string HOLE replaced by the raw JSON text `value`."""
+    text = json.dumps(template).encode()
+    marker = json.dumps(HOLE).encode()
+    assert text.count(marker) == 1, "a template holds exactly one HOLE"
+    return text.replace(marker, value)
+
+
+@dataclass
+class HostileTarget:
+    """One place a request carries a value: `build(hostile)` is the request with the hostile value there
+    (None when that value cannot be sent there, e.g. a lone surrogate in a header).
+
+    `expect` says what the server must answer for the values in `only` (all of them by default):
+    "refuse" a 4xx in the envelope; "keep" a 2xx (a value inside one record of a batch: the record is the
+    pipeline's to reject, the batch is kept); any other value, and every value of "any", just below 500
+    and, when an error, in the envelope. `envelope` is "dialect" or "fieldsync" (fieldsync's own APIs:
+    {"error", "message"})."""
+    label: str
+    build: Callable[["Hostile"], Req | None]
+    expect: str = "refuse"
+    only: tuple[str, ...] = HOSTILE_NAMES
+    envelope: str = "dialect"
+
+
+def json_req(method: str, path: str, template, headers: dict | None = None, label: str = ""):
+    """A builder: the request whose JSON body is `template` with the hostile value at HOLE."""
+    def build(hostile: Hostile) -> Req:
+        body = template() if callable(template) else template
+        return Req(method, path, {"data": splice(body, hostile.json), "content_type": "application/json",
+                                  "headers": dict(headers or {})}, label)
+    return build
+
+
+def texts_only(build):
+    """A builder for a place only a string can go (an object's key): the other values are left out."""
+    return lambda hostile: build(hostile) if hostile.json.startswith(b'"') else None
+
+
+def query_req(method: str, path: str, name: str, headers: dict | None = None, params: str = "", json=None):
+    """A builder: the request with the hostile value in the query parameter `name`."""
+    def build(hostile: Hostile) -> Req | None:
+        if hostile.query is None:
+            return None
+        query = (params + "&" if params else "") + f"{name}={hostile.query}"
+        kwargs = {"headers": dict(headers or {})}
+        if json is not None:
+            kwargs["json"] = json
+        return Req(method, f"{path}?{query}", kwargs)
+    return build
+
+
+def chunked(req: Req) -> Req:
+    """`req` (with a JSON body) sent as a WSGI server hands over a chunked body: no Content-Length,
+    the de-chunked bytes in wsgi.input and wsgi.input_terminated set (as gunicorn does)."""
+    import io
+    kwargs = dict(req.kwargs)
+    if "json" in kwargs:
+        body = json.dumps(kwargs.pop("json")).encode()
+    else:
+        body = kwargs.pop("data")
+    kwargs["content_type"] = kwargs.get("content_type") or "application/json"
+    kwargs["headers"] = {**kwargs.get("headers", {}), "Transfer-Encoding": "chunked"}
+    kwargs["environ_overrides"] = {"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True}
+    return Req(req.method, req.path, kwargs, f"{req.label} (chunked)".strip(), req.expect_status)
 
 
 def new_id(prefix: str = "") -> str:
@@ -223,8 +328,9 @@ class DialectAdapter(abc.ABC):
 
     @abc.abstractmethod
     def oversize_requests(self, creds: Creds, limits: dict) -> list[Req]:
-        """Requests whose body is over the caps in `limits` (`max_body_bytes`, `max_upload_bytes`;
-        expect 413)."""
+        """Requests whose body is over the caps in `limits` (`max_body_bytes`, `max_upload_bytes`, also
+        sent chunked, without a Content-Length: see `chunked`; a batch of more than
+        `max_records_per_push` records where the dialect takes batches; expect 413)."""
 
     @abc.abstractmethod
     def unknown_path_requests(self, creds: Creds) -> list[Req]:
@@ -244,6 +350,12 @@ class DialectAdapter(abc.ABC):
     def foreign_id_cases(self, env: Env, creds: Creds) -> list[ForeignIdCase]:
         """Create something in tenant A (no worker runs: a queued job is enough), then build the pairs
         of requests by tenant B for A's id and for an unknown id."""
+
+    def hostile_targets(self, env: Env, creds: Creds) -> list[HostileTarget]:
+        """Every place the dialect's endpoints (the write endpoints above all) take a value from a
+        request: body members, records of a batch, query parameters, form fields, headers, path ids. May
+        prepare what the requests need (an uploaded file, an open upload)."""
+        return []
 
     def assert_tenant_a_intact(self, env: Env, creds: Creds) -> None:
         """After tenant B's requests for A's ids (some of them deletes), assert A's things are still

@@ -16,7 +16,8 @@ import time
 import uuid
 
 from tests.contract.adapters.base import (
-    Creds, DialectAdapter, Env, ForeignIdCase, Reported, Req, STUCK_HINT, json_body, make_user, show,
+    HOLE, TEXTUAL, Creds, DialectAdapter, Env, ForeignIdCase, HostileTarget, Reported, Req, STUCK_HINT, all_but,
+    chunked, json_body, json_req, make_user, query_req, show, texts_only,
 )
 
 SCHEMA = "household"
@@ -155,7 +156,7 @@ class DigitAdapter(DialectAdapter):
         upload = self._upload_req(w, creds.tenant_a, self._file([self.good_record(1)]) +
                                   b" " * (limits["max_upload_bytes"] + 1024))
         upload.label = "upload over MAX_UPLOAD_BYTES"
-        return [body, upload]
+        return [body, chunked(body), upload]
 
     def unknown_path_requests(self, creds):
         w = creds.writer
@@ -209,6 +210,124 @@ class DigitAdapter(DialectAdapter):
                           Req("GET", f"/filestore/v1/files/url?tenantId={tb}&fileStoreIds={file_id}", {"headers": b.headers}),
                           Req("GET", f"/filestore/v1/files/url?tenantId={tb}&fileStoreIds={unknown}", {"headers": b.headers}),
                           [file_id, unknown], status=200),
+        ]
+
+    def hostile_targets(self, env, creds):
+        w, ta, camp = creds.writer, creds.tenant_a, creds.extra["campaign"]
+        h, admin = w.headers, env.admin_headers
+        up = self._upload(env, w, ta, self._file([self.good_record(1)]))
+        assert up.status_code == 201, show(up)
+        file_id = up.get_json()["files"][0]["fileStoreId"]
+        started = env.client.post("/filestore/v1/uploads", headers=h, json={"tenantId": ta, "filename": "f.json"})
+        assert started.status_code == 201, show(started)
+        upload = started.get_json()["uploadId"]
+
+        def sync(path, **fields):
+            return json_req("POST", path, lambda: envelope(dict(fields), w.token))
+
+        def create(**change):
+            return sync("/sync/file/v1/_create", **{"tenantId": ta, "campaignId": camp, "file": file_id, **change})
+
+        def status(**change):
+            return sync("/sync/file/status/v1/_search", **{"tenantId": ta, "syncId": str(uuid.uuid4()), **change})
+
+        def forms(**change):
+            return sync("/sync/forms/v1/_search", **{"tenantId": ta, "campaignId": camp, **change})
+
+        def multipart(field=None, filename="sync.json"):
+            def build(v):
+                if v.text is None:
+                    return None
+                data = {"tenantId": ta, "file": (io.BytesIO(self._file([self.good_record(2)])),
+                                                 v.text if field == "filename" else filename)}
+                if field and field != "filename":
+                    data[field] = v.text
+                return Req("POST", "/filestore/v1/files", {"headers": h, "content_type": "multipart/form-data",
+                                                            "data": data})
+            return build
+
+        def header(name, prefix=""):
+            def build(v):
+                if v.text is None:
+                    return None
+                return Req("PATCH", f"/filestore/v1/uploads/{upload}", {"headers": {**h, name: prefix + v.text},
+                                                                        "data": b"x"})
+            return build
+
+        def form(**change):
+            return lambda: {**household_form(ta, camp), "version": 5, **change}
+
+        def form_element(**change):
+            body = household_form(ta, camp)
+            body["version"] = 6
+            body["elements"][0] = {**body["elements"][0], **change}
+            return lambda: body
+
+        start = "/filestore/v1/uploads"
+        return [
+            HostileTarget("_create tenantId", create(tenantId=HOLE)),
+            HostileTarget("_create campaignId", create(campaignId=HOLE)),
+            HostileTarget("_create file", create(file=HOLE)),
+            HostileTarget("_create auditDetails", create(auditDetails={"note": HOLE}),
+                          only=("nul", "lone_surrogate", "long_text", "digits_5000", "nan", "deep_1000")),
+            HostileTarget("_create auditDetails key", texts_only(create(auditDetails={HOLE: 1}))),
+            HostileTarget("status tenantId", status(tenantId=HOLE)),
+            HostileTarget("status syncId", status(syncId=HOLE)),
+            HostileTarget("status campaignId", status(campaignId=HOLE), expect="any"),
+            HostileTarget("forms tenantId", forms(tenantId=HOLE)),
+            HostileTarget("forms campaignId", forms(campaignId=HOLE)),
+            HostileTarget("forms syncAll", forms(syncAll=HOLE), only=all_but("boolean")),
+            HostileTarget("forms forms", forms(forms=HOLE)),
+            HostileTarget("forms forms[0].schemaId", forms(forms=[{"schemaId": HOLE, "version": 1}]),
+                          only=("nul", "long_text", "lone_surrogate", "digits_5000")),
+            HostileTarget("forms forms[0].version", forms(forms=[{"schemaId": "household", "version": HOLE}]),
+                          expect="any"),
+            HostileTarget("upload tenantId", multipart("tenantId")),
+            HostileTarget("upload ?tenantId", lambda v: None if v.query is None else Req(
+                "POST", f"/filestore/v1/files?tenantId={v.query}",
+                {"headers": h, "content_type": "multipart/form-data",
+                 "data": {"file": (io.BytesIO(b"{}"), "a.json")}})),
+            HostileTarget("upload module", multipart("module"), only=TEXTUAL),
+            HostileTarget("upload file name", multipart("filename"), only=TEXTUAL),
+            HostileTarget("start upload tenantId", json_req("POST", start, {"tenantId": HOLE}, h)),
+            HostileTarget("start upload filename", json_req("POST", start, {"tenantId": ta, "filename": HOLE}, h)),
+            HostileTarget("start upload contentType", json_req("POST", start, {"tenantId": ta, "contentType": HOLE},
+                                                               h)),
+            HostileTarget("start upload size", json_req("POST", start, {"tenantId": ta, "size": HOLE}, h)),
+            HostileTarget("PATCH Upload-Offset", header("Upload-Offset")),
+            HostileTarget("PUT Content-Range total", header("Content-Range", "bytes 0-0/")),
+            HostileTarget("PUT Content-Range start", header("Content-Range", "bytes ")),
+            HostileTarget("GET upload <id>", lambda v: None if v.query is None else
+                          Req("GET", f"/filestore/v1/uploads/{v.query}", {"headers": h})),
+            HostileTarget("finish sha256", json_req("POST", f"/filestore/v1/uploads/{upload}/_finish",
+                                                    {"sha256": HOLE}, h)),
+            HostileTarget("download ?fileStoreId", query_req("GET", "/filestore/v1/files/id", "fileStoreId", h,
+                                                             params=f"tenantId={ta}")),
+            HostileTarget("download URL ?fileStoreIds", query_req("GET", "/filestore/v1/files/url", "fileStoreIds", h,
+                                                                 params=f"tenantId={ta}"), expect="any"),
+            HostileTarget("signed download ?signature", query_req(
+                "GET", f"/filestore/v1/files/{file_id}/content", "signature", {},
+                params=f"tenantId={ta}&expires=99999999999")),
+            HostileTarget("signed download ?expires", query_req(
+                "GET", f"/filestore/v1/files/{file_id}/content", "expires", {}, params=f"tenantId={ta}&signature=ab")),
+            HostileTarget("/admin/forms schema", json_req("POST", "/admin/forms", form(schema=HOLE), admin),
+                          envelope="fieldsync"),
+            HostileTarget("/admin/forms campaignId", json_req("POST", "/admin/forms", form(campaignId=HOLE), admin),
+                          envelope="fieldsync"),
+            HostileTarget("/admin/forms tenantId", json_req("POST", "/admin/forms", form(tenantId=HOLE), admin),
+                          envelope="fieldsync"),
+            HostileTarget("/admin/forms version", json_req("POST", "/admin/forms", form(version=HOLE), admin),
+                          envelope="fieldsync"),
+            HostileTarget("/admin/forms an element's name", json_req("POST", "/admin/forms", form_element(name=HOLE),
+                                                                     admin),
+                          only=("nul", "lone_surrogate", "long_text", "digits_5000", "nan", "deep_1000"),
+                          envelope="fieldsync"),
+            HostileTarget("/admin/forms ?campaignId", query_req("GET", "/admin/forms", "campaignId", admin),
+                          only=("nul", "long_text", "digits_5000"), envelope="fieldsync"),
+            HostileTarget("/admin/forms ?schema", query_req("GET", "/admin/forms", "schema", admin),
+                          only=("nul", "long_text", "digits_5000"), envelope="fieldsync"),
+            HostileTarget("/admin/forms ?tenantId", query_req("GET", "/admin/forms", "tenantId", admin),
+                          only=("nul", "long_text", "digits_5000"), envelope="fieldsync"),
         ]
 
     def assert_error_envelope(self, response, status):

@@ -15,7 +15,8 @@ import hashlib
 import time
 
 from tests.contract.adapters.base import (
-    Creds, DialectAdapter, Env, ForeignIdCase, Principal, Reported, Req, STUCK_HINT, json_body, make_user, new_id, show,
+    HOLE, TEXTUAL, Creds, DialectAdapter, Env, ForeignIdCase, HostileTarget, Principal, Reported, Req, STUCK_HINT,
+    all_but, chunked, json_body, json_req, make_user, new_id, query_req, show, texts_only,
 )
 
 SITE_A, PEER_A, SITE_B = 4, 5, 6
@@ -125,7 +126,14 @@ class MsupplyAdapter(DialectAdapter):
     def oversize_requests(self, creds, limits):
         big = self.good_record(1)
         big["Data"]["blob"] = "x" * (limits["max_body_bytes"] + 1024)
-        return [Req("POST", self._push_path(creds.writer), {"headers": creds.writer.headers, "json": [big]}, "push")]
+        w = creds.writer
+        push = Req("POST", self._push_path(w), {"headers": w.headers, "json": [big]}, "push")
+        many = Req("POST", self._push_path(w), {"headers": w.headers,
+                                                "json": [{}] * (limits["max_records_per_push"] + 1)},
+                   "push over MAX_RECORDS_PER_PUSH")
+        ack = Req("POST", f"/sync/v3/acknowledged_records?{_route(w.extra['site_id'])}",
+                  {"headers": w.headers, "json": ["x" * (limits["max_body_bytes"] + 1)]}, "acknowledge")
+        return [push, chunked(push), many, chunked(ack)]
 
     def unknown_path_requests(self, creds):
         w = creds.writer
@@ -158,6 +166,90 @@ class MsupplyAdapter(DialectAdapter):
                                                                              "json": {"store_id": "X"}}),
                                    [a_site, unknown]))
         return cases
+
+    def hostile_targets(self, env, creds):
+        w = creds.writer
+        h, site = w.headers, w.extra["site_id"]
+        admin = creds.extra["admin_a"].headers
+        push_path, v1_path = self._push_path(w), f"/sync/v1/queued_records?{_route(site)}"
+        ack_path = f"/sync/v3/acknowledged_records?{_route(site)}"
+
+        def batch(record):
+            return lambda: [self.good_record(7), record]
+
+        def record_with(**change):
+            return lambda: [{**self.good_record(8), "SyncID": new_id("CT-SYNC-"), **change}]
+
+        def v1(**change):
+            record = {"SyncID": new_id("CT-V1-"), "TableNumber": 2, "RecordID": new_id("V1-"), "SyncType": "I",
+                      "StoreID": "STORE-A", "fields": [1, 2], "values": ["a", "b"], **change}
+            return lambda: [record]
+
+        def site_body(**change):
+            return lambda: {"id": 91, "name": new_id("CT-91-"), "password": "pw", **change}
+
+        def route_query(name):
+            other = "to_site=1" if name == "from_site" else f"from_site={site}"
+            return query_req("GET", "/sync/v3/queued_records/count", name, h, params=other)
+
+        return [
+            HostileTarget("push: one record", json_req("POST", push_path, batch(HOLE), h), expect="keep"),
+            HostileTarget("push: a record's SyncID", json_req("POST", push_path, record_with(SyncID=HOLE), h),
+                          expect="keep"),
+            HostileTarget("push: a record's RecordID", json_req("POST", push_path, record_with(RecordID=HOLE), h),
+                          expect="keep"),
+            HostileTarget("push: a record's Data", json_req("POST", push_path, record_with(Data={"code": HOLE}), h),
+                          expect="keep"),
+            HostileTarget("push: a record's Data key", texts_only(json_req("POST", push_path,
+                                                                           record_with(Data={HOLE: 1}), h)),
+                          expect="keep"),
+            HostileTarget("v1 push: TableNumber", json_req("POST", v1_path, v1(TableNumber=HOLE), h), expect="keep"),
+            HostileTarget("v1 push: a field number", json_req("POST", v1_path, v1(fields=[HOLE, 2]), h),
+                          expect="keep"),
+            HostileTarget("v1 push: a value", json_req("POST", v1_path, v1(values=[HOLE, "b"]), h), expect="keep"),
+            HostileTarget("pull ?sync_id", query_req("GET", "/sync/v3/queued_records", "sync_id", h,
+                                                     params=_route(site)), only=("nul", "long_text", "digits_5000")),
+            HostileTarget("pull ?limit", query_req("GET", "/sync/v3/queued_records", "limit", h, params=_route(site)),
+                          only=TEXTUAL),
+            HostileTarget("?from_site", route_query("from_site")),
+            HostileTarget("?to_site", route_query("to_site")),
+            HostileTarget("acknowledge SyncRecordIDs", json_req("POST", ack_path, {"SyncRecordIDs": HOLE}, h),
+                          only=all_but("array", "deep_1000")),
+            HostileTarget("acknowledge SyncRecordIDs[0]", json_req("POST", ack_path, {"SyncRecordIDs": [HOLE]}, h),
+                          only=("nul", "lone_surrogate", "long_text")),
+            HostileTarget("acknowledge a bare array", json_req("POST", ack_path, [HOLE], h),
+                          only=("nul", "lone_surrogate", "long_text")),
+            HostileTarget("v4 name_store_join name_ID", json_req("POST", "/sync/v4/name_store_join",
+                                                                 {"name_ID": HOLE, "store_ID": "STORE-A"}, h)),
+            HostileTarget("v4 name_store_join store_ID", json_req("POST", "/api/v4/name_store_join",
+                                                                  {"name_ID": "N1", "store_ID": HOLE}, h)),
+            HostileTarget("v4 patient_history ?id", query_req("GET", "/api/v4/patient_history", "id", h),
+                          only=("nul", "long_text", "digits_5000")),
+            HostileTarget("?site_name", query_req("GET", "/sync/v3/site", "site_name", h), expect="any"),
+            HostileTarget("msupply-site-uuid header", lambda v: None if v.text is None else Req(
+                "GET", f"/sync/v3/queued_records/count?{_route(site)}",
+                {"headers": {**h, "msupply-site-uuid": v.text}})),
+            HostileTarget("/admin/sites id", json_req("POST", "/admin/sites", site_body(id=HOLE), admin),
+                          envelope="fieldsync"),
+            HostileTarget("/admin/sites name", json_req("POST", "/admin/sites", site_body(name=HOLE), admin),
+                          envelope="fieldsync"),
+            HostileTarget("/admin/sites password", json_req("POST", "/admin/sites", site_body(password=HOLE), admin),
+                          envelope="fieldsync"),
+            HostileTarget("/admin/sites store_id", json_req("POST", "/admin/sites", site_body(store_id=HOLE), admin),
+                          envelope="fieldsync"),
+            HostileTarget("/admin/sites a field's name", texts_only(json_req("POST", "/admin/sites",
+                                                                             site_body(**{HOLE: "x"}), admin)),
+                          envelope="fieldsync"),
+            HostileTarget("PATCH /admin/sites/<id> name", json_req("PATCH", f"/admin/sites/{SITE_A}",
+                                                                   {"name": HOLE}, admin), envelope="fieldsync"),
+            HostileTarget("PATCH /admin/sites/<id> supplying_store_id",
+                          json_req("PATCH", f"/admin/sites/{PEER_A}", {"supplying_store_id": HOLE}, admin),
+                          envelope="fieldsync"),
+            HostileTarget("GET /admin/sites/<id>", lambda v: None if v.query is None else
+                          Req("GET", f"/admin/sites/{v.query}", {"headers": admin}), envelope="fieldsync"),
+            HostileTarget("DELETE /admin/sites/<id>", lambda v: None if v.query is None else
+                          Req("DELETE", f"/admin/sites/{v.query}", {"headers": admin}), envelope="fieldsync"),
+        ]
 
     def assert_tenant_a_intact(self, env, creds):
         r = env.client.get(f"/admin/sites/{SITE_A}", headers=creds.extra["admin_a"].headers)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import uuid
 
 from tests.contract.adapters.base import (
-    Creds, DialectAdapter, Env, ForeignIdCase, Reported, Req, json_body, make_user, new_id, show,
+    HOLE, TEXTUAL, Creds, DialectAdapter, Env, ForeignIdCase, HostileTarget, Reported, Req, all_but, json_body,
+    chunked, json_req, make_user, new_id, query_req, show, texts_only,
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -79,8 +80,13 @@ class SynkronusAdapter(DialectAdapter):
     def oversize_requests(self, creds, limits):
         big = self.good_record(1)
         big["data"] = {"blob": "x" * (limits["max_body_bytes"] + 1024)}
-        return [Req("POST", "/sync/push", {"headers": creds.writer.headers,
-                                           "json": self._push_body([big], new_id("tx-"))}, "push")]
+        push = Req("POST", "/sync/push", {"headers": creds.writer.headers,
+                                          "json": self._push_body([big], new_id("tx-"))}, "push")
+        many = Req("POST", "/sync/push", {"headers": creds.writer.headers, "json": self._push_body(
+            [{}] * (limits["max_records_per_push"] + 1), new_id("tx-"))}, "push over MAX_RECORDS_PER_PUSH")
+        pull = Req("POST", "/sync/pull", {"headers": creds.writer.headers,
+                                          "json": {"client_id": "x" * (limits["max_body_bytes"] + 1)}}, "pull")
+        return [push, chunked(push), many, chunked(pull)]
 
     def unknown_path_requests(self, creds):
         return [Req("POST", "/sync/no-such-endpoint", {"headers": creds.writer.headers, "json": {}}, "sync"),
@@ -114,6 +120,58 @@ class SynkronusAdapter(DialectAdapter):
             ForeignIdCase("delete a user", Req("DELETE", f"/users/{creds.reader.name}", {"headers": admin_b}),
                           Req("DELETE", f"/users/{unknown_user}", {"headers": admin_b}),
                           [creds.reader.name, unknown_user]),
+        ]
+
+    def hostile_targets(self, env, creds):
+        w = creds.writer.headers
+
+        def push(**change):
+            def template():
+                body = self._push_body([self.good_record(1)], new_id("tx-"), client_id=new_id("phone-"))
+                body.update(change)
+                return body
+            return template
+
+        def with_record(record):
+            return push(records=[self.good_record(2), record])
+
+        def record_with(**change):
+            return with_record({**self.good_record(3), **change})
+
+        def pull(**change):
+            return {"client_id": "hostile-phone", "since": {"version": 0}, **change}
+
+        r = self.push(env, creds, [self.good_record(1)], new_id("tx-"))
+        assert r.status_code == 202, show(r)  # no worker runs: the push is stored as a queued job
+        job = r.get_json()["job_id"]
+        return [
+            HostileTarget("push transmission_id", json_req("POST", "/sync/push", push(transmission_id=HOLE), w)),
+            HostileTarget("push client_id", json_req("POST", "/sync/push", push(client_id=HOLE), w)),
+            HostileTarget("push records", json_req("POST", "/sync/push", push(records=HOLE), w),
+                          only=all_but("array", "deep_1000")),
+            HostileTarget("push: one record", json_req("POST", "/sync/push", with_record(HOLE), w), expect="keep"),
+            HostileTarget("push: a record's observation_id",
+                          json_req("POST", "/sync/push", record_with(observation_id=HOLE), w), expect="keep"),
+            HostileTarget("push: a record's data", json_req("POST", "/sync/push", record_with(data={"q": HOLE}), w),
+                          expect="keep"),
+            HostileTarget("push: a record's deleted", json_req("POST", "/sync/push", record_with(deleted=HOLE), w),
+                          expect="keep"),
+            HostileTarget("push: a record's key", texts_only(json_req("POST", "/sync/push", record_with(data={HOLE: 1}),
+                                                                       w)), expect="keep"),
+            HostileTarget("pull client_id", json_req("POST", "/sync/pull", pull(client_id=HOLE), w)),
+            HostileTarget("pull since", json_req("POST", "/sync/pull", pull(since=HOLE), w), only=all_but("object")),
+            HostileTarget("pull since.version", json_req("POST", "/sync/pull", pull(since={"version": HOLE}), w)),
+            HostileTarget("pull schema_types", json_req("POST", "/sync/pull", pull(schema_types=HOLE), w)),
+            HostileTarget("pull schema_types[0]", json_req("POST", "/sync/pull", pull(schema_types=[HOLE]), w)),
+            HostileTarget("pull ?schemaType", query_req("POST", "/sync/pull", "schemaType", w, json=pull()),
+                          only=("nul", "long_text", "digits_5000")),
+            HostileTarget("pull ?limit", query_req("POST", "/sync/pull", "limit", w, json=pull()), expect="any"),
+            HostileTarget("GET /jobs/<id>", lambda h: None if h.query is None else
+                          Req("GET", f"/jobs/{h.query}", {"headers": w}), envelope="fieldsync"),
+            HostileTarget("GET /jobs/<id>/errors?after", query_req("GET", f"/jobs/{job}/errors", "after", w),
+                          envelope="fieldsync"),
+            HostileTarget("GET /jobs/<id>/errors?limit", query_req("GET", f"/jobs/{job}/errors", "limit", w),
+                          only=TEXTUAL, envelope="fieldsync"),
         ]
 
     def assert_tenant_a_intact(self, env, creds):

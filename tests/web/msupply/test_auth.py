@@ -108,3 +108,48 @@ def test_malformed_and_oversized_bodies_are_json_errors(client, app, session, te
     app.config["MAX_CONTENT_LENGTH"] = 100
     assert_error(client.post(f"/sync/v3/acknowledged_records?{route(4)}", data=b"[" + b'"x",' * 100 + b'"x"]',
                              headers=h), 413)
+
+
+def _from(address: str) -> dict:
+    return {"environ_base": {"REMOTE_ADDR": address}}
+
+
+def test_someone_who_knows_the_site_name_cannot_lock_the_real_device_out(client, session, tenant):
+    site = make_site(session, tenant=tenant, site_id=4)
+    for _ in range(10):
+        assert_error(client.get("/sync/v3/site", headers=headers(site.name, "guess"), **_from("10.9.0.1")), 401)
+    assert_error(client.get("/sync/v3/site", headers=headers(site.name), **_from("10.9.0.1")), 429)
+    resp = client.get("/sync/v3/site", headers=headers(site.name), **_from("10.9.0.2"))
+    assert resp.status_code == 200, "the device, from its own address, still syncs"
+
+
+def test_a_site_login_that_succeeds_clears_its_failures(client, session, tenant):
+    site = make_site(session, tenant=tenant, site_id=4)
+    for _ in range(9):
+        assert_error(client.get("/sync/v3/site", headers=headers(site.name, "typo"), **_from("10.9.1.1")), 401)
+    assert client.get("/sync/v3/site", headers=headers(site.name), **_from("10.9.1.1")).status_code == 200
+    for _ in range(9):
+        assert_error(client.get("/sync/v3/site", headers=headers(site.name, "typo"), **_from("10.9.1.1")), 401)
+    assert client.get("/sync/v3/site", headers=headers(site.name), **_from("10.9.1.1")).status_code == 200
+
+
+def test_a_mobile_user_login_shares_its_counters_with_auth_login(client, session, tenant):
+    import base64
+    from tests.factories import make_user
+    make_site(session, tenant=tenant, site_id=4, store_id="STORE4")
+    user = make_user(session, tenant=tenant, password="user-pw")
+    for _ in range(10):
+        assert client.post("/auth/login", json={"username": user.username, "password": "guess"},
+                           **_from("10.9.2.1")).status_code == 401
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{user.username}:{sha('user-pw')}".encode()).decode()}
+    assert_error(client.get("/sync/v3/user?store=STORE4", headers=auth, **_from("10.9.2.1")), 429)
+    assert client.get("/sync/v3/user?store=STORE4", headers=auth, **_from("10.9.2.2")).status_code == 200
+
+
+def test_odd_basic_credentials_are_401_json_not_500(client, session, tenant):
+    import base64
+    make_site(session, tenant=tenant, site_id=4, store_id="STORE4")
+    for raw in (b"a\x00b:" + sha("x").encode(), b"Sat\x00:pw", b"n" * 100_000 + b":pw"):
+        auth = {"Authorization": "Basic " + base64.b64encode(raw).decode(), "msupply-site-uuid": "d"}
+        assert_error(client.get("/sync/v3/site", headers=auth), 401)
+        assert_error(client.get("/sync/v3/user?store=STORE4", headers=auth), 401)

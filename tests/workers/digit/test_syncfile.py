@@ -192,3 +192,24 @@ def test_reading_a_member_once_per_schema_stays_within_the_limits(tmp_path):
     limits = Limits(max_member_bytes=len(member), max_total_bytes=len(member))
     layout = scan(path, limits)
     assert [p for p, _, _ in entities(path, layout, limits=limits)] == list(range(40))
+
+
+def test_values_the_streaming_parsers_cannot_read_exactly_stay_per_entity(tmp_path):
+    import workers.digit.syncfile as syncfile
+    ok = json.dumps({"clientReferenceId": "a", "name": "\U0001F600"}).encode()  # a surrogate pair, escaped
+    # NDJSON: a line nested past every parser's limit, a lone surrogate: each is its own entity
+    deep = b'{"schema": "household", "data": {"x": ' + b"[" * 1100 + b"]" * 1100 + b"}}"
+    lone = b'{"schema": "household", "data": {"clientReferenceId": "b", "name": "\\ud800"}}'
+    path = _write(tmp_path, b'{"schema": "household", "data": ' + ok + b"}\n" + deep + b"\n" + lone + b"\n",
+                  "sync.ndjson")
+    layout, items = _read(path)
+    assert layout["total"] == 3
+    assert items[0][2]["name"] == "\U0001F600"
+    assert isinstance(items[1][2], syncfile.Unreadable) and items[1][2].code == "TOO_DEEP"
+    assert items[2][2]["name"] == "\ud800"  # kept as it is, for the entity check to refuse
+    # JSON document: a lone surrogate escape is read exactly (the streaming parser would make it "?")
+    path = _write(tmp_path, b'{"entities": {"household": [' + ok + b', {"clientReferenceId": "b", "name": "\\ud800"}]}}',
+                  "sync.json")
+    layout, items = _read(path)
+    assert [e["name"] for _, _, e in items] == ["\U0001F600", "\ud800"]
+    assert [p for p, _, _ in entities(path, layout, start=1)] == [1]

@@ -57,3 +57,26 @@ def test_routing_file_overrides_the_defaults(tmp_path, settings):
     assert msupply_jobs.routing(configured).routes["name"].mode == "all"
     assert msupply_jobs.routing(configured).mobile_types == ("item",)
     assert msupply_jobs.routing(settings) is msupply.DEFAULT_ROUTING  # other deployments keep the defaults
+
+
+def test_values_postgres_cannot_store_reject_only_their_record():
+    from workers.jsonsafe import loads
+
+    def rec(**over):
+        return {"SyncID": "S1", "RecordType": "item", "RecordID": "I1", "SyncType": "I", "StoreID": "A",
+                "Data": {"code": "x"}, **over}
+    cases = {
+        "nul_character": [rec(Data={"code": "a\x00"}), rec(SyncID="s\x00"), rec(RecordID="I\x00"),
+                          rec(StoreID="A\x00"), rec(Data={"k\x00": 1})],
+        "lone_surrogate": [rec(Data={"code": loads(b'"\\ud800"')}), rec(RecordID=loads(b'"\\udfff"'))],
+        "number_too_large": [rec(Data=loads(b'{"n": ' + b"9" * 5000 + b"}"))],
+        "too_deep": [rec(Data=loads(b'{"a": ' + b"[" * 999 + b"]" * 999 + b"}"))],
+        "record_type_too_long": [rec(RecordType="t" * 300)],
+        "invalid_sync_id": [rec(SyncID="s" * 20_000)],
+        "key_too_long": [rec(RecordID="é" * 300)],
+    }
+    for code, raws in cases.items():
+        for raw in raws:
+            item = parse_record(1, raw)
+            assert isinstance(item, Rejected) and item.code == code, (code, item)
+            assert item.record and "\x00" not in item.message

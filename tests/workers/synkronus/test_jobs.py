@@ -49,3 +49,25 @@ def test_a_record_without_form_type_is_kept_with_a_warning():
     item, warning = validate(0, {**GOOD, "form_type": ""}, clean=True)
     assert isinstance(item, Incoming) and item.record_type == ""
     assert warning["code"] == "MISSING_FORM_TYPE" and warning["severity"] == "warning"
+
+
+HOSTILE = [  # (raw record JSON, code, path): values PostgreSQL cannot store, each only its record's problem
+    (b'{"observation_id": "o", "data": {"q": "\\ud800"}}', "lone_surrogate", "data.q"),
+    (b'{"observation_id": "o\\udc00", "data": {}}', "lone_surrogate", "observation_id"),
+    (b'{"observation_id": "o", "form_type": "\\ud800", "data": {}}', "lone_surrogate", "form_type"),
+    (b'{"observation_id": "o", "data": {"\\ud800": 1}}', "lone_surrogate", "data"),
+    (b'{"observation_id": "o", "data": {"n": ' + b"9" * 5000 + b"}}", "number_too_large", "data.n"),
+    (b'{"observation_id": "o", "data": {"a": ' + b"[" * 999 + b"]" * 999 + b"}}", "too_deep", None),
+    (b'{"observation_id": "o", "data": {"a": ' + b"[" * 100 + b"]" * 100 + b"}}", "too_deep", None),
+    (b'{"observation_id": "o", "form_type": "' + b"t" * 20_000 + b'", "data": {}}', "invalid_form_type", "form_type"),
+    (b'{"observation_id": "' + "é".encode() * 300 + b'", "data": {}}', "invalid_observation_id", "observation_id"),
+]
+
+
+@pytest.mark.parametrize("raw, code, path", HOSTILE)
+def test_values_postgres_cannot_store_reject_only_their_record(raw, code, path):
+    record, clean = loads_checked(raw)
+    item, _ = validate(0, record, clean=clean)
+    assert isinstance(item, Rejected), item
+    assert item.code == code and (path is None or item.path == path), (item.code, item.path)
+    assert item.record  # the input, as text, whatever it holds
