@@ -44,7 +44,6 @@ class Settings:
     # Limits
     max_body_bytes: int = 64 * 1024 * 1024
     max_upload_bytes: int = 2 * 1024 * 1024 * 1024
-    max_json_depth: int = 64
     max_records_per_push: int = 10_000
 
     # Sync behaviour
@@ -141,7 +140,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         worker_statement_timeout_ms=int(get("WORKER_STATEMENT_TIMEOUT_MS", Settings.worker_statement_timeout_ms)),
         max_body_bytes=int(get("MAX_BODY_BYTES", Settings.max_body_bytes)),
         max_upload_bytes=int(get("MAX_UPLOAD_BYTES", Settings.max_upload_bytes)),
-        max_json_depth=int(get("MAX_JSON_DEPTH", Settings.max_json_depth)),
         max_records_per_push=int(get("MAX_RECORDS_PER_PUSH", Settings.max_records_per_push)),
         sync_wait_seconds=float(get("SYNC_WAIT_SECONDS", Settings.sync_wait_seconds)),
         receipt_retention_days=int(get("RECEIPT_RETENTION_DAYS", Settings.receipt_retention_days)),

@@ -64,6 +64,14 @@ def _noop() -> None:
     pass
 
 
+def _close_both(self) -> None:
+    """close() of a counting wrapper: the wrapped stream, then the wrapper."""
+    try:
+        self.raw.close()
+    finally:
+        io.RawIOBase.close(self)
+
+
 class _Capped(io.RawIOBase):
     """Counts bytes as they are inflated and stops a member at its cap (what its header declared, at
     most the member limit), so a size lie in a ZIP header cannot make us inflate more. With the declared
@@ -87,11 +95,7 @@ class _Capped(io.RawIOBase):
         buffer[:n] = data
         return n
 
-    def close(self) -> None:
-        try:
-            self.raw.close()
-        finally:
-            super().close()
+    close = _close_both
 
 
 class _Counting(io.RawIOBase):
@@ -108,11 +112,7 @@ class _Counting(io.RawIOBase):
         self.count += n or 0
         return n
 
-    def close(self) -> None:
-        try:
-            self.raw.close()
-        finally:
-            super().close()
+    close = _close_both
 
 
 # --- opening -----------------------------------------------------------------------------------------
