@@ -45,6 +45,10 @@ class Settings:
     max_body_bytes: int = 64 * 1024 * 1024
     max_upload_bytes: int = 2 * 1024 * 1024 * 1024
     max_records_per_push: int = 10_000
+    max_bundle_bytes: int = 256 * 1024 * 1024   # a Synkronus app bundle (the ZIP as uploaded)
+
+    # Synkronus app bundles: versions kept per tenant (the active one is never dropped)
+    max_versions_kept: int = 5
 
     # Sync behaviour
     sync_wait_seconds: float = 20.0
@@ -141,6 +145,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=int(get("MAX_BODY_BYTES", Settings.max_body_bytes)),
         max_upload_bytes=int(get("MAX_UPLOAD_BYTES", Settings.max_upload_bytes)),
         max_records_per_push=int(get("MAX_RECORDS_PER_PUSH", Settings.max_records_per_push)),
+        max_bundle_bytes=int(get("MAX_BUNDLE_BYTES", Settings.max_bundle_bytes)),
+        max_versions_kept=max(1, int(get("MAX_VERSIONS_KEPT", Settings.max_versions_kept))),
         sync_wait_seconds=float(get("SYNC_WAIT_SECONDS", Settings.sync_wait_seconds)),
         receipt_retention_days=int(get("RECEIPT_RETENTION_DAYS", Settings.receipt_retention_days)),
         chunk_size=int(get("CHUNK_SIZE", Settings.chunk_size)),

@@ -16,6 +16,8 @@ PURGE_EVERY_SECONDS = 3600
 
 def run_due(runtime, celery_app) -> None:
     now = time.monotonic()
+    for hook in runtime.registry.periodic():  # the dialects' periodic work
+        hook(runtime, celery_app)
     with session_scope(runtime.sessions()) as session:
         analysed = analyze_stale_tables(session)
     if analysed:

@@ -1,9 +1,11 @@
-"""Synkronus 1.0.3: the dialect's constants (namespace, job kind)."""
+"""Synkronus 1.0.3: the dialect's constants (namespace, job kinds)."""
 from __future__ import annotations
 
-from config.settings import QUEUE_INGEST
+from config.settings import QUEUE_INGEST, QUEUE_MAINTENANCE
 from models.kinds import JobKind
 
 NAMESPACE = "synkronus"
 PUSH = JobKind("synkronus.push", QUEUE_INGEST)
-JOB_KINDS = (PUSH,)
+# Removes attachments no record has referenced for SYNKRONUS_ATTACHMENT_GRACE_SECONDS (one job per tenant).
+SWEEP_ATTACHMENTS = JobKind("synkronus.sweep_attachments", QUEUE_MAINTENANCE)
+JOB_KINDS = (PUSH, SWEEP_ATTACHMENTS)

@@ -11,18 +11,15 @@ so the confirmed offset never claims bytes that a crash could lose. A link that 
 PATCH keeps what arrived; the client asks for the offset and carries on from there."""
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 
 from flask import Blueprint, request
 from sqlalchemy import func
-from werkzeug.exceptions import ClientDisconnected
 
 from models.blobs import BlobTooLarge
 from models.digit import store as digit
 from models.digit.tables import DigitUpload
-from web import db
+from web import db, uploads
 from web.auth import current_principal, require
 from web.digit.auth import require_writer, tenant_in
 from web.digit.envelope import digit_error, text_field
@@ -32,10 +29,6 @@ from web.jsonbody import body_stream, read_json
 
 bp = Blueprint("digit_uploads", __name__)
 
-COPY_SIZE = 1 << 16
-# Byte counts are ASCII digits, at most 18 of them (below 2^63, what the offsets' bigint columns hold).
-_RANGE = re.compile(r"bytes\s+([0-9]{1,18})-([0-9]{1,18})/([0-9]{1,18}|\*)")
-_NUMBER = re.compile(r"[0-9]{1,18}")
 MAX_FILENAME = 255
 
 
@@ -106,27 +99,21 @@ def status(upload_id: str):
     return _view(upload), 200, _headers(upload)
 
 
+_OFFSET_CODES = {"bad_offset": "INVALID_UPLOAD_OFFSET", "no_offset": "INVALID_UPLOAD_OFFSET",
+                 "bad_range": "INVALID_CONTENT_RANGE", "total_mismatch": "INVALID_CONTENT_RANGE"}
+
+
 def _client_offset(upload: DigitUpload) -> int:
-    header = request.headers.get("Upload-Offset")
-    if header is not None:
-        if not _NUMBER.fullmatch(header.strip()):
-            raise digit_error("INVALID_UPLOAD_OFFSET", "Upload-Offset must be a whole number of bytes")
-        return int(header)
-    content_range = request.headers.get("Content-Range")
-    if content_range:
-        match = _RANGE.fullmatch(content_range.strip())
-        if not match:
-            raise digit_error("INVALID_CONTENT_RANGE", "Content-Range must look like 'bytes 0-1048575/5242880'")
-        total = match.group(3)
-        if total != "*":
-            if int(total) > settings().max_upload_bytes:
-                raise TooLarge(f"the file is larger than {settings().max_upload_bytes} bytes")
-            if upload.declared_size is None:
-                upload.declared_size = int(total)
-            elif upload.declared_size != int(total):
-                raise digit_error("INVALID_CONTENT_RANGE", "the total in Content-Range differs from the upload's size")
-        return int(match.group(1))
-    raise digit_error("INVALID_UPLOAD_OFFSET", "send Upload-Offset (or Content-Range) with the chunk")
+    try:
+        offset, total = uploads.client_offset(request.headers, max_bytes=settings().max_upload_bytes,
+                                              declared_size=upload.declared_size)
+    except uploads.OffsetError as exc:
+        if exc.reason == "too_large":
+            raise TooLarge(exc.message) from None
+        raise digit_error(_OFFSET_CODES[exc.reason], exc.message) from None
+    if total is not None and upload.declared_size is None:
+        upload.declared_size = total
+    return offset
 
 
 @bp.route("/filestore/v1/uploads/<upload_id>", methods=["PATCH", "PUT"])
@@ -145,46 +132,15 @@ def append(upload_id: str):
     limit = settings().max_upload_bytes
     if upload.declared_size is not None:
         limit = min(limit, upload.declared_size)
-    path = part_path(upload)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written = 0
     stream = body_stream()  # a chunked body is capped at max_upload_bytes too (413 past it)
-    with open(path, "r+b" if path.exists() else "w+b") as out:
-        # Bytes past the confirmed offset came from a PATCH that never committed; drop them.
-        out.truncate(upload.received)
-        out.seek(upload.received)
-        try:
-            while True:
-                chunk = stream.read(COPY_SIZE)
-                if not chunk:
-                    break
-                if upload.received + written + len(chunk) > limit:
-                    out.truncate(upload.received)
-                    raise TooLarge(f"the upload would exceed {limit} bytes")
-                out.write(chunk)
-                written += len(chunk)
-        except ClientDisconnected:
-            pass  # keep what arrived; the client resumes from the offset it reads back
-        except TooLarge:
-            out.truncate(upload.received)
-            raise
-        out.flush()
-        os.fsync(out.fileno())
+    try:
+        written = uploads.append_part(part_path(upload), upload.received, stream, limit)
+    except uploads.PartTooLarge as exc:
+        raise TooLarge(str(exc)) from None
     upload.received += written
     upload.updated_at = func.now()
     db.commit()
     return _view(upload), 200, _headers(upload)
-
-
-def _part_chunks(path: Path, length: int):
-    left = length
-    with open(path, "rb") as f:
-        while left > 0:
-            chunk = f.read(min(COPY_SIZE, left))
-            if not chunk:
-                break
-            left -= len(chunk)
-            yield chunk
 
 
 @bp.post("/filestore/v1/uploads/<upload_id>/_finish")
@@ -202,7 +158,7 @@ def finish(upload_id: str):
         raise digit_error("UPLOAD_INCOMPLETE", f"only {upload.received} of {upload.declared_size} bytes have "
                           "arrived", params=[str(upload.received)], headers=_headers(upload))
     try:
-        sha, size = blobs().put_chunks(_part_chunks(part_path(upload), upload.received),
+        sha, size = blobs().put_chunks(uploads.part_chunks(part_path(upload), upload.received),
                                        max_bytes=settings().max_upload_bytes)
     except BlobTooLarge as exc:
         raise TooLarge(f"the upload is larger than {exc.limit} bytes") from None

@@ -14,21 +14,19 @@ what lets a redelivered job resume from its checkpoint."""
 from __future__ import annotations
 
 import io
-import re
-import stat
 import zipfile
-import zlib
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import ijson
 import orjson
 
+from workers import archive
+from workers.archive import SKIP, ZIP_MAGIC, ArchiveLimits, close_both, open_member
 from workers.errors import JobFailed
 from workers.jsonsafe import JsonError, has_lone_surrogate_escape
 from workers.jsonsafe import loads as safe_loads
 
-ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 MEMBER_SUFFIXES = (".json", ".ndjson", ".jsonl")
 VALUE_EVENTS = frozenset({"start_map", "start_array", "string", "number", "boolean", "null"})
 READ_SIZE = 1 << 16
@@ -44,13 +42,8 @@ class Unreadable:
 
 
 @dataclass(frozen=True)
-class Limits:
+class Limits(ArchiveLimits):
     max_line_bytes: int = 16 << 20
-    max_entries: int = 10_000           # ZIP members
-    max_ratio: int = 200                # inflated : compressed, for members above ratio_floor
-    ratio_floor: int = 1 << 20
-    max_member_bytes: int = 2 << 30
-    max_total_bytes: int = 8 << 30      # all members inflated together
 
     @classmethod
     def from_settings(cls, settings) -> "Limits":
@@ -62,40 +55,6 @@ Tick = Callable[[], None]
 
 def _noop() -> None:
     pass
-
-
-def _close_both(self) -> None:
-    """close() of a counting wrapper: the wrapped stream, then the wrapper."""
-    try:
-        self.raw.close()
-    finally:
-        io.RawIOBase.close(self)
-
-
-class _Capped(io.RawIOBase):
-    """Counts bytes as they are inflated and stops a member at its cap (what its header declared, at
-    most the member limit), so a size lie in a ZIP header cannot make us inflate more. With the declared
-    sizes summed against the total limit up front, this also bounds the whole archive."""
-
-    def __init__(self, raw, cap: int, name: str):
-        self.raw, self.cap, self.name, self.count = raw, cap, name, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        try:
-            data = self.raw.read(len(buffer))
-        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-            raise JobFailed("archive_rejected", f"member {self.name!r} is corrupt ({exc})") from None
-        n = len(data)
-        self.count += n
-        if self.count > self.cap:
-            raise JobFailed("archive_rejected", f"member {self.name!r} inflates past {self.cap} bytes")
-        buffer[:n] = data
-        return n
-
-    close = _close_both
 
 
 class _Counting(io.RawIOBase):
@@ -112,7 +71,7 @@ class _Counting(io.RawIOBase):
         self.count += n or 0
         return n
 
-    close = _close_both
+    close = close_both
 
 
 # --- opening -----------------------------------------------------------------------------------------
@@ -142,64 +101,24 @@ class _Source:
         if member is None:
             counting = _Counting(open(self.path, "rb", buffering=0))
             return io.BufferedReader(counting, READ_SIZE), counting
-        info = self.zip.getinfo(member)
-        try:
-            raw = self.zip.open(info)
-        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, zlib.error) as exc:
-            raise JobFailed("archive_rejected", f"member {member!r} cannot be read ({exc})") from None
-        cap = min(info.file_size, self.limits.max_member_bytes)
-        capped = _Capped(raw, cap, member)
+        capped = open_member(self.zip, member, self.limits)
         return io.BufferedReader(capped, READ_SIZE), capped
 
 
+def _select(info: zipfile.ZipInfo, shown: str):
+    """DIGIT's members: archiver metadata is skipped, anything but JSON / NDJSON refused."""
+    base = info.orig_filename.rsplit("/", 1)[-1]
+    if info.orig_filename.startswith("__MACOSX/") or base.startswith("."):
+        return SKIP  # archiver metadata, not data
+    if not base.lower().endswith(MEMBER_SUFFIXES):
+        return f"entry {shown} is not a .json, .ndjson or .jsonl file"
+    return None
+
+
 def check_archive(zf: zipfile.ZipFile, limits: Limits) -> list[str]:
-    """Refuse the whole archive on any unsafe entry (names are never "cleaned"); returns the members to
-    read, in archive order."""
-    infos = zf.infolist()
-    if len(infos) > limits.max_entries:
-        raise JobFailed("archive_rejected", f"the archive has {len(infos)} entries; at most "
-                                                f"{limits.max_entries} are accepted")
-    seen: set[str] = set()
-    members: list[str] = []
-    declared = 0
-    for info in infos:
-        name = info.orig_filename
-        shown = repr(name)[:200]
-        if "\x00" in name:
-            raise JobFailed("archive_rejected", f"entry {shown} has a NUL in its name")
-        if "\\" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-            raise JobFailed("archive_rejected", f"entry {shown} has an absolute or non-portable path")
-        if ".." in name.split("/"):
-            raise JobFailed("archive_rejected", f"entry {shown} points outside the archive (..)")
-        if name in seen:
-            raise JobFailed("archive_rejected", f"entry {shown} appears twice")
-        seen.add(name)
-        mode = info.external_attr >> 16
-        if stat.S_ISLNK(mode):
-            raise JobFailed("archive_rejected", f"entry {shown} is a symbolic link")
-        if info.is_dir():
-            continue
-        if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
-            raise JobFailed("archive_rejected", f"entry {shown} is not a regular file")
-        if info.flag_bits & 0x1:
-            raise JobFailed("archive_rejected", f"entry {shown} is encrypted")
-        base = name.rsplit("/", 1)[-1]
-        if name.startswith("__MACOSX/") or base.startswith("."):
-            continue  # archiver metadata, not data
-        if not base.lower().endswith(MEMBER_SUFFIXES):
-            raise JobFailed("archive_rejected", f"entry {shown} is not a .json, .ndjson or .jsonl file")
-        if info.file_size > limits.max_member_bytes:
-            raise JobFailed("archive_rejected", f"entry {shown} declares {info.file_size} bytes; the limit "
-                                                    f"is {limits.max_member_bytes}")
-        declared += info.file_size
-        if declared > limits.max_total_bytes:
-            raise JobFailed("archive_rejected", "the archive declares more than the total size limit "
-                                                    f"({limits.max_total_bytes} bytes)")
-        if info.file_size > limits.ratio_floor and info.file_size > limits.max_ratio * max(1, info.compress_size):
-            raise JobFailed("archive_rejected", f"entry {shown} compresses {info.file_size // max(1, info.compress_size)}:1; "
-                                                    f"more than {limits.max_ratio}:1 looks like a ZIP bomb")
-        members.append(name)
-    return members
+    """Refuse the whole archive on any unsafe entry (workers/archive.py; names are never "cleaned");
+    returns the members to read, in archive order."""
+    return archive.check_archive(zf, limits, _select)
 
 
 # --- format detection --------------------------------------------------------------------------------
