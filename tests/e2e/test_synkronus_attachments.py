@@ -160,3 +160,75 @@ def test_the_scheduler_sweeps_unreferenced_attachments_through_a_worker(settings
         worker.stop()
     assert [j.result["swept"] for j in sorted(sweep_jobs(), key=lambda j: j.created_at)] == [0, 1]
     assert client.head("/attachments/orphan.jpg", headers=h).status_code == 404
+
+
+def test_a_web_process_killed_mid_upload_leaves_no_attachment_and_no_blob(settings, real_sessions, live_app):
+    """A real gunicorn worker is SIGKILLed while an attachment streams in: nothing of it is visible after
+    (no attachment row, no blob under its hash), and the same upload then goes through whole."""
+    import hashlib
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+    import requests
+
+    from tests.conftest import ROOT, worker_env
+    from web.embedded import free_port
+
+    tenant = f"kill-{uuid.uuid4().hex[:8]}"
+    with session_scope(real_sessions) as s:
+        h = bearer(live_app, make_user(s, tenant=tenant))
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "web.wsgi:app", "--bind", f"127.0.0.1:{port}",
+                             "--workers", "1", "--worker-class", "gthread", "--threads", "2", "--timeout", "60"],
+                            env=worker_env(settings), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/version", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "gunicorn did not start"
+            time.sleep(0.2)
+        data = os.urandom(4 << 20)
+        sha = hashlib.sha256(data).hexdigest()
+        boundary = "k1llb0undary"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n"
+                "Content-Type: image/jpeg\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        head = ["PUT /attachments/killed.jpg HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {len(body)}",
+                f"Content-Type: multipart/form-data; boundary={boundary}", f"Authorization: {h['Authorization']}"]
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body[:len(body) // 2])
+        time.sleep(1.0)  # the worker is now streaming the first half into a temp file
+        workers = psutil.Process(proc.pid).children()
+        assert workers, "no gunicorn worker"
+        for worker in workers:
+            os.kill(worker.pid, signal.SIGKILL)
+        sock.close()
+        with session_scope(real_sessions) as s:
+            assert s.execute(text("SELECT count(*) FROM synkronus_attachments WHERE tenant_id = :t"),
+                             {"t": tenant}).scalar() == 0
+        assert not (settings.blob_dir / sha[:2] / sha[2:4] / sha).exists()
+        # gunicorn starts a new worker; the client sends the file again and it is stored whole
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = requests.put(f"http://127.0.0.1:{port}/attachments/killed.jpg", headers=h, timeout=30,
+                                 files={"file": ("f", data, "image/jpeg")})
+                break
+            except requests.RequestException:
+                assert time.monotonic() < deadline, "no new gunicorn worker"
+                time.sleep(0.3)
+        assert r.status_code in (200, 201), r.text
+        got = requests.get(f"http://127.0.0.1:{port}/attachments/killed.jpg", headers=h, timeout=30)
+        assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == sha
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
