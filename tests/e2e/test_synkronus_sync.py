@@ -227,15 +227,16 @@ def test_slow_job_answers_202_then_the_replay_has_the_receipt(live_worker, setti
     client = app.test_client()
     headers = bearer(app, tenant_user)
     tx = uuid.uuid4().hex
-    r = push(client, headers, [obs(i) for i in range(50)], tx=tx)
+    many = [obs(i) for i in range(3000)]  # long enough that the answer cannot be ready at once
+    r = push(client, headers, many, tx=tx)
     assert r.status_code == 202
     location = r.headers["Location"]
     assert location == r.get_json()["status_url"]
     wait_for(lambda: client.get(location, headers=headers).get_json()["status"] == "COMPLETED", 30)
     job = client.get(location, headers=headers).get_json()
-    assert job["counts"]["accepted"] == 50 and job["progress"]["percent"] == 100.0
-    final = push(client, headers, [obs(i) for i in range(50)], tx=tx)
-    assert final.status_code == 200 and final.get_json()["success_count"] == 50
+    assert job["counts"]["accepted"] == 3000 and job["progress"]["percent"] == 100.0
+    final = push(client, headers, many, tx=tx)
+    assert final.status_code == 200 and final.get_json()["success_count"] == 3000
 
 
 def test_index_step_counts_types_and_builds_search_documents(live_worker, live_app, h, real_sessions, tenant_user):

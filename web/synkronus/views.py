@@ -80,7 +80,7 @@ def _answer(tenant: str, client_id: str, transmission_id: str, wait_seconds: flo
             session.commit()  # no snapshot or connection held while waiting
 
     answer = ready()
-    if answer is None and state["job_id"] is not None:
+    if answer is None and state["job_id"] is not None and wait_seconds > 0:
         answer = doorbell.wait_until(context.redis(), state["job_id"], wait_seconds, ready)
     if answer is not None:
         return answer
