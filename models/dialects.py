@@ -35,3 +35,12 @@ def after_apply_hooks(settings) -> dict[str, list[AfterApply]]:
         for namespace, found in declare(settings).items():
             hooks.setdefault(namespace, []).extend(found)
     return hooks
+
+
+def searched_namespaces(settings) -> frozenset[str]:
+    """The namespaces whose dialect searches them (`SEARCHED_NAMESPACES` in models/<dialect>/__init__.py):
+    only these get search documents from the index step."""
+    found: set[str] = set()
+    for name in settings.dialects:
+        found.update(getattr(importlib.import_module(f"models.{name}"), "SEARCHED_NAMESPACES", ()))
+    return frozenset(found)

@@ -103,7 +103,8 @@ class ClientCursor(Base):
 
 
 class TypeCount(Base):
-    """Index step read model: live records per schema type."""
+    """Index step read model: live and deleted records per schema type. Only the index job writes it,
+    one job at a time per (tenant, namespace), so no writer on the push path ever waits on these rows."""
     __tablename__ = "read_type_counts"
     tenant_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     namespace: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -113,15 +114,21 @@ class TypeCount(Base):
     as_of_version: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
 
 
-class IndexMark(Base):
-    """Which jobs the index step has folded into the read models (so a rerun adds nothing twice)."""
-    __tablename__ = "read_index_marks"
-    source_job: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    indexed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+class IndexWatermark(Base):
+    """How far the index step has folded a (tenant, namespace)'s changes into the read models: every
+    change with a version up to `version` is counted (versions are handed out in commit order, so
+    nothing below a visible version can still appear). The index job locks this row while it catches up,
+    so two index jobs for the same namespace never fold the same change twice."""
+    __tablename__ = "read_index_watermarks"
+    tenant_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
 
 
 class SearchDocument(Base):
-    """Index step read model: a full-text document per live record."""
+    """Index step read model: a full-text document per live record, kept only for the namespaces whose
+    dialect searches them (`SEARCH_INDEXED = True` in models/<dialect>/__init__.py)."""
     __tablename__ = "read_search_documents"
     tenant_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     namespace: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -83,6 +83,7 @@ class Job(Base):
         Index("ix_jobs_status_open", "status", "enqueued_at",
               postgresql_where=text("status IN ('QUEUED','RUNNING')")),
         Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
+        Index("ix_jobs_parent", "parent_id", postgresql_where=text("parent_id IS NOT NULL")),
     )
 
 

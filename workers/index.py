@@ -1,76 +1,71 @@
-"""The index step: a separate, idempotent job per applied job that refreshes derived read models —
-live/deleted counts per schema type (by deltas) and a full-text search document per changed record."""
+"""The index step: keeps each (tenant, namespace)'s read models (type counts; search documents where the
+dialect searches them) caught up with its changes, off the push path.
+
+Coalesced: a push asks for an index run with `request_index`; while one index job of that namespace is
+still waiting in the queue, later requests join it (its idempotency key is `<namespace>:waiting` until it
+starts), so a burst of pushes costs one index job, not one each. A job that starts gives the key up, so a
+push that lands while it runs queues the next one. Each run folds changes from the namespace's watermark
+(models.index), in bounded batches, each committed with the job's progress."""
 from __future__ import annotations
 
 from sqlalchemy import text
+from sqlalchemy.exc import NoResultFound
 
+from models import index
+from models.dialects import searched_namespaces
 from models.kinds import INDEX
 from workers.api import submit_job
 
+BATCH = 20_000  # changes folded per transaction
+
+
+def waiting_key(namespace: str) -> str:
+    return f"{namespace}:waiting"
+
+
+def request_index(session, celery_app, *, tenant_id: str, namespace: str, parent_id=None) -> None:
+    """Make sure an index run of (tenant, namespace) starts after this transaction commits: join the one
+    waiting in the queue, or queue one."""
+    for _ in range(3):
+        try:
+            submit_job(session, celery_app, tenant_id=tenant_id, kind=INDEX, idempotency_key=waiting_key(namespace),
+                       params={"namespace": namespace}, parent_id=parent_id)
+            return
+        except NoResultFound:
+            continue  # the waiting job started between our insert and our look: the next insert wins
+    raise RuntimeError("could not queue an index run")
+
 
 def submit_index(session, ctx, *, namespace: str) -> None:
-    """Queue the index job for ctx's job (once: keyed by the source job id)."""
-    submit_job(session, ctx.runtime.celery_app, tenant_id=ctx.job.tenant_id, kind=INDEX,
-               idempotency_key=str(ctx.job.id), params={"source_job": str(ctx.job.id), "namespace": namespace},
-               parent_id=ctx.job.id)
-
-
-def refresh(session, tenant_id: str, namespace: str, source_job: str) -> dict:
-    """Fold what `source_job` changed into the read models. The count deltas come from the job's audit
-    rows (type and tombstone state before and after each change), so they commute with other jobs'
-    deltas; a mark row makes a second run a no-op."""
-    marked = session.execute(text("INSERT INTO read_index_marks (source_job) VALUES (CAST(:j AS uuid)) "
-                                  "ON CONFLICT DO NOTHING RETURNING 1"), {"j": source_job}).scalar()
-    if marked is None:
-        return {"documents": 0, "types": 0, "already_indexed": True}
-    types = session.execute(text("""
-        WITH ch AS MATERIALIZED (
-            SELECT record_type, deleted, old_record_type, old_deleted, version FROM record_changes
-             WHERE job_id = CAST(:j AS uuid)
-        ), delta AS (
-            SELECT record_type, CASE WHEN deleted THEN 0 ELSE 1 END AS live, CASE WHEN deleted THEN 1 ELSE 0 END AS dead,
-                   version FROM ch
-            UNION ALL
-            SELECT old_record_type, CASE WHEN old_deleted THEN 0 ELSE -1 END, CASE WHEN old_deleted THEN -1 ELSE 0 END,
-                   version FROM ch WHERE old_record_type IS NOT NULL
-        )
-        INSERT INTO read_type_counts AS c (tenant_id, namespace, record_type, live, deleted, as_of_version)
-        SELECT :t, :ns, record_type, sum(live), sum(dead), max(version) FROM delta GROUP BY record_type
-        ON CONFLICT (tenant_id, namespace, record_type) DO UPDATE
-           SET live = c.live + EXCLUDED.live, deleted = c.deleted + EXCLUDED.deleted,
-               as_of_version = GREATEST(c.as_of_version, EXCLUDED.as_of_version)
-    """), {"t": tenant_id, "ns": namespace, "j": source_job}).rowcount
-    docs = session.execute(text("""
-        -- Materialised and keyed by job_id alone so the plan always starts from the job's few keys and
-        -- looks records up by primary key, whatever the (possibly stale) table statistics say.
-        WITH changed AS MATERIALIZED (
-            SELECT DISTINCT record_key FROM record_changes WHERE job_id = CAST(:j AS uuid)
-        ), current AS MATERIALIZED (
-            SELECT r.* FROM changed c CROSS JOIN LATERAL (
-                SELECT record_key, record_type, version, deleted, data FROM records
-                 WHERE tenant_id = :t AND namespace = :ns AND record_key = c.record_key
-                 LIMIT 1) r  -- LIMIT keeps the planner from flattening this into a join
-        ), gone AS (
-            DELETE FROM read_search_documents d USING current r
-             WHERE d.tenant_id = :t AND d.namespace = :ns AND d.record_key = r.record_key AND r.deleted
-            RETURNING 1
-        )
-        INSERT INTO read_search_documents AS d (tenant_id, namespace, record_key, record_type, version, body)
-        SELECT :t, :ns, r.record_key, r.record_type, r.version, r.data::text
-          FROM current r
-         WHERE NOT r.deleted
-        ON CONFLICT (tenant_id, namespace, record_key) DO UPDATE
-           SET body = EXCLUDED.body, version = EXCLUDED.version, record_type = EXCLUDED.record_type
-         WHERE d.version < EXCLUDED.version
-    """), {"t": tenant_id, "ns": namespace, "j": source_job}).rowcount
-    return {"documents": docs, "types": types}
+    """request_index for the namespace a running job (ctx) just changed. A re-run of a job that had
+    already asked (its worker died after committing) asks nothing more: the run it asked for covers it."""
+    if ctx.job.attempts > 1 and session.execute(
+            text("SELECT 1 FROM jobs WHERE parent_id = :id AND kind = :kind LIMIT 1"),
+            {"id": ctx.job.id, "kind": INDEX.name}).first() is not None:
+        return
+    request_index(session, ctx.runtime.celery_app, tenant_id=ctx.job.tenant_id, namespace=namespace,
+                  parent_id=ctx.job.id)
 
 
 def run_index(ctx):
+    namespace = ctx.job.params["namespace"]
+    search = namespace in searched_namespaces(ctx.settings)
     with ctx.session() as session:
-        result = refresh(session, ctx.job.tenant_id, ctx.job.params["namespace"], ctx.job.params["source_job"])
-        ctx.progress(session, done=1, total=1, checkpoint=1, counts=result)
-    return result
+        # From here on a new request queues a new job: what commits after this point may be past our reads.
+        session.execute(text("UPDATE jobs SET idempotency_key = :ns || ':' || CAST(id AS text) "
+                             "WHERE id = :id AND idempotency_key = :key"),
+                        {"ns": namespace, "id": ctx.job.id, "key": waiting_key(namespace)})
+    totals = {"changes": int(ctx.counts.get("changes", 0)), "types": int(ctx.counts.get("types", 0)),
+              "documents": int(ctx.counts.get("documents", 0))}
+    while True:
+        with ctx.session() as session:
+            step = index.catch_up(session, ctx.job.tenant_id, namespace, search=search, limit=BATCH)
+            for key in totals:
+                totals[key] += step[key]
+            totals["version"] = step["version"]
+            ctx.progress(session, done=totals["changes"], counts=totals)
+        if step["changes"] < BATCH:
+            return totals
 
 
 def register(registry, settings) -> None:

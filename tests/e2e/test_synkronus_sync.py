@@ -239,22 +239,29 @@ def test_slow_job_answers_202_then_the_replay_has_the_receipt(live_worker, setti
     assert final.status_code == 200 and final.get_json()["success_count"] == 3000
 
 
-def test_index_step_counts_types_and_builds_search_documents(live_worker, live_app, h, real_sessions, tenant_user):
+def test_index_step_counts_types_in_one_coalesced_job_and_builds_no_search_documents(
+        live_worker, live_app, h, real_sessions, tenant_user):
     client = live_app.test_client()
     assert push(client, h, [obs(i, form_type="household") for i in range(3)] + [obs(9, form_type="visit")]).status_code == 200
     push(client, h, [obs(0, form_type="household", deleted=True)])
+    for n in range(5):
+        push(client, h, [obs(100 + n, form_type="visit")])
 
     def counts():
         with session_scope(real_sessions) as s:
             return {r.record_type: (r.live, r.deleted) for r in s.execute(
                 text("SELECT record_type, live, deleted FROM read_type_counts WHERE tenant_id = :t"),
                 {"t": tenant_user.tenant_id})}
-    wait_for(lambda: counts() == {"household": (2, 1), "visit": (1, 0)}, 30, message="read model counts")
+    wait_for(lambda: counts() == {"household": (2, 1), "visit": (6, 0)}, 30, message="read model counts")
     with session_scope(real_sessions) as s:
-        hits = s.execute(text("SELECT record_key FROM read_search_documents WHERE tenant_id = :t AND "
-                              "to_tsvector('simple', body) @@ plainto_tsquery('simple', 'person 2')"),
-                         {"t": tenant_user.tenant_id}).scalars().all()
-    assert hits == ["obs-2"]
+        # Synkronus observations are never searched: no search documents are kept for them
+        docs = s.execute(text("SELECT count(*) FROM read_search_documents WHERE tenant_id = :t"),
+                         {"t": tenant_user.tenant_id}).scalar()
+        pushes, index_jobs = s.execute(text(
+            "SELECT count(*) FILTER (WHERE kind = 'synkronus.push'), count(*) FILTER (WHERE kind = 'engine.index') "
+            "FROM jobs WHERE tenant_id = :t"), {"t": tenant_user.tenant_id}).one()
+    assert docs == 0
+    assert pushes == 7 and 1 <= index_jobs <= 7
 
 
 def test_push_while_redis_is_down_is_kept_and_applied_after_the_sweep(live_worker, settings, real_sessions,

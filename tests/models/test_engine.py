@@ -117,10 +117,10 @@ def test_a_pull_never_skips_a_change_that_commits_late(engine):
             c.close()
 
 
-def test_index_refresh_counts_by_deltas_and_is_idempotent(db_session):
+def test_index_catch_up_counts_by_deltas_from_the_watermark_and_never_twice(db_session):
     from models import jobs
+    from models.index import catch_up, watermark
     from models.users import ensure_tenant
-    from workers.index import refresh
     t = f"t-{uuid.uuid4().hex[:6]}"
     ensure_tenant(db_session, t)
 
@@ -129,18 +129,27 @@ def test_index_refresh_counts_by_deltas_and_is_idempotent(db_session):
         db_session.flush()
         return j.id
 
-    j1, j2 = job(), job()
-    apply_chunk(db_session, tenant_id=t, namespace="n", job_id=j1,
+    apply_chunk(db_session, tenant_id=t, namespace="n", job_id=job(),
                 records=[rec(0, "a", {"w": "alpha"}), rec(1, "b", {"w": "beta"}), rec(2, "c", {}, record_type="form_b")])
-    apply_chunk(db_session, tenant_id=t, namespace="n", job_id=j2,
+    apply_chunk(db_session, tenant_id=t, namespace="other", job_id=job(), records=[rec(0, "z", {"w": "zeta"})])
+    # a batch smaller than what is waiting: the first two changes, then the rest
+    first = catch_up(db_session, t, "n", search=True, limit=2)
+    assert (first["changes"], first["version"]) == (2, watermark(db_session, t, "n"))
+    apply_chunk(db_session, tenant_id=t, namespace="n", job_id=job(),
                 records=[rec(0, "a", {"w": "alpha"}, deleted=True), rec(1, "c", {"moved": 1})])
-    # the later job is indexed first: deltas commute
-    refresh(db_session, t, "n", str(j2))
-    refresh(db_session, t, "n", str(j1))
-    assert refresh(db_session, t, "n", str(j1))["already_indexed"] is True
+    rest = catch_up(db_session, t, "n", search=True, limit=100)
+    assert rest["changes"] == 3
+    again = catch_up(db_session, t, "n", search=True, limit=100)
+    assert (again["changes"], again["version"]) == (0, rest["version"])
     counts = {r.record_type: (r.live, r.deleted) for r in db_session.execute(
-        text("SELECT record_type, live, deleted FROM read_type_counts WHERE tenant_id = :t"), {"t": t})}
+        text("SELECT record_type, live, deleted FROM read_type_counts WHERE tenant_id = :t AND namespace = 'n'"),
+        {"t": t})}
     assert counts == {"form_a": (2, 1), "form_b": (0, 0)}
     docs = db_session.execute(text("SELECT record_key FROM read_search_documents WHERE tenant_id = :t "
                                    "ORDER BY record_key"), {"t": t}).scalars().all()
     assert docs == ["b", "c"]
+    # the other namespace is untouched until its own run; a namespace nobody searches gets no documents
+    assert watermark(db_session, t, "other") == 0
+    assert catch_up(db_session, t, "other", search=False, limit=100)["documents"] == 0
+    assert db_session.execute(text("SELECT count(*) FROM read_search_documents WHERE tenant_id = :t "
+                                   "AND namespace = 'other'"), {"t": t}).scalar() == 0
