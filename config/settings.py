@@ -54,12 +54,18 @@ class Settings:
     sync_wait_seconds: float = 20.0
     receipt_retention_days: int = 7
     chunk_size: int = 500
+    # How long an index run waits after the first push that asks for it: the pushes of that window join
+    # the one run, and the read models lag behind by about this much.
+    index_delay_seconds: float = 1.0
 
     # Jobs
     job_lease_seconds: int = 60
     job_max_attempts: int = 5
     sweep_interval_seconds: float = 30.0
     requeue_after_seconds: float = 60.0
+    # Worker processes `serve` starts. Jobs spend much of their time waiting on PostgreSQL (a commit, the
+    # tenant's counter lock), so more processes than cores keep both busy.
+    worker_concurrency: int = 4
     task_soft_time_limit: int = 3300
     task_time_limit: int = 3600
 
@@ -150,10 +156,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sync_wait_seconds=float(get("SYNC_WAIT_SECONDS", Settings.sync_wait_seconds)),
         receipt_retention_days=int(get("RECEIPT_RETENTION_DAYS", Settings.receipt_retention_days)),
         chunk_size=int(get("CHUNK_SIZE", Settings.chunk_size)),
+        index_delay_seconds=max(0.0, float(get("INDEX_DELAY_SECONDS", Settings.index_delay_seconds))),
         job_lease_seconds=int(get("JOB_LEASE_SECONDS", Settings.job_lease_seconds)),
         job_max_attempts=int(get("JOB_MAX_ATTEMPTS", Settings.job_max_attempts)),
         sweep_interval_seconds=float(get("SWEEP_INTERVAL_SECONDS", Settings.sweep_interval_seconds)),
         requeue_after_seconds=float(get("REQUEUE_AFTER_SECONDS", Settings.requeue_after_seconds)),
+        worker_concurrency=max(1, int(get("WORKER_CONCURRENCY", Settings.worker_concurrency))),
         public_base_url=get("PUBLIC_BASE_URL"),
         log_level=get("LOG_LEVEL", "INFO").upper(),
         log_json=_bool(get("LOG_JSON"), True),

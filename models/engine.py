@@ -265,17 +265,41 @@ def changes_since(session: Session, *, tenant_id: str, namespace: str, since: in
                   record_types: list[str] | None = None, columns: str = _FEED_COLUMNS):
     """Keyset page of the change feed (tombstones included), oldest version first. `data` comes back as
     JSON text so a dialect can splice it into its response without parsing; `columns` lets a dialect
-    have PostgreSQL render each row in its own wire shape (see models.feeds)."""
-    params = {"fk": feed_key(tenant_id, namespace), "since": since, "limit": limit}
-    type_filter = ""
+    have PostgreSQL render each row in its own wire shape (see models.synkronus.store)."""
+    return feed_page(session, tenant_id=tenant_id, namespace=namespace, since=since, limit=limit,
+                     record_types=record_types, columns=columns)[1]
+
+
+# A feed page must be an index scan of ix_records_feed (or ix_records_type_feed for one type) in version
+# order, stopping at the limit. Right after a bulk load, before ANALYZE, the planner can believe a
+# tenant's feed is a few rows and pick a bitmap scan of the whole feed and a sort instead; with these off
+# (for the page's transaction only) the plan no longer depends on the statistics.
+_FEED_PLAN = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; "
+
+
+def feed_page(session: Session, *, tenant_id: str, namespace: str, since: int, limit: int,
+              record_types: list[str] | None = None, columns: str = _FEED_COLUMNS) -> tuple[int, list]:
+    """(counter, rows): the tenant's version counter and a keyset page of the feed, read in one statement
+    (one snapshot, one round trip). Every version at or below the counter is committed and visible in
+    that snapshot (versions follow commit order), so the counter is a safe high-water mark."""
+    params = {"t": tenant_id, "fk": feed_key(tenant_id, namespace), "since": since, "limit": limit}
+    type_filter, plan = "", _FEED_PLAN
     if record_types:
         type_filter = "AND record_type = ANY(:types)"
         params["types"] = list(record_types)
-    return session.execute(text(f"""
-        SELECT {columns} FROM records
-         WHERE feed_key = :fk AND version > :since {type_filter}
-         ORDER BY version LIMIT :limit
+        if len(record_types) > 1:
+            plan = ""  # several types: merging their index ranges needs a sort, let the planner choose
+    rows = session.execute(text(f"""{plan}
+        SELECT c.counter, f.* FROM (SELECT COALESCE((SELECT value FROM sync_counters WHERE tenant_id = :t), 1)
+                                    AS counter) c
+          LEFT JOIN LATERAL (
+              SELECT {columns} FROM records
+               WHERE feed_key = :fk AND version > :since {type_filter}
+               ORDER BY version LIMIT :limit) f ON true
+         ORDER BY f.version
     """), params).all()
+    counter = int(rows[0].counter)
+    return counter, [row for row in rows if row.version is not None]
 
 
 def get_record(session: Session, *, tenant_id: str, namespace: str, key: str):

@@ -30,6 +30,7 @@ class Claimed:
     counts: dict
     blob_sha256: str | None
     created_by: str | None
+    payload: bytes | None = None  # the job's input when it is kept in the row (see create_job)
 
 
 def create_job(session: Session, *, tenant_id: str, kind: JobKind, params: dict | None = None,
@@ -65,7 +66,8 @@ def claim(session: Session, job_id, lease_seconds: int) -> Claimed | None:
                started_at = COALESCE(started_at, clock_timestamp()), updated_at = clock_timestamp()
          WHERE id = :id
            AND (status = 'QUEUED' OR (status = 'RUNNING' AND lease_until < clock_timestamp()))
-        RETURNING id, tenant_id, kind, attempts, max_attempts, checkpoint, params, counts, blob_sha256, created_by
+        RETURNING id, tenant_id, kind, attempts, max_attempts, checkpoint, params, counts, blob_sha256, created_by,
+                  payload
     """), {"id": str(job_id), "lease": lease_seconds}).mappings().first()
     if row is None:
         return None
@@ -75,7 +77,8 @@ def claim(session: Session, job_id, lease_seconds: int) -> Claimed | None:
         return None
     return Claimed(id=row["id"], tenant_id=row["tenant_id"], kind=row["kind"], attempts=row["attempts"],
                    checkpoint=row["checkpoint"], params=row["params"], counts=row["counts"],
-                   blob_sha256=row["blob_sha256"], created_by=row["created_by"])
+                   blob_sha256=row["blob_sha256"], created_by=row["created_by"],
+                   payload=None if row["payload"] is None else bytes(row["payload"]))
 
 
 def renew(session: Session, job_id, lease_seconds: int) -> bool:
@@ -105,7 +108,7 @@ def progress(session: Session, job_id, *, done: int, total: int | None = None, c
 def finish(session: Session, job_id, *, counts: dict | None = None, result: dict | None = None) -> bool:
     return session.execute(text("""
         UPDATE jobs SET status = 'COMPLETED', counts = COALESCE(CAST(:counts AS jsonb), counts),
-               result = COALESCE(CAST(:result AS jsonb), result),
+               result = COALESCE(CAST(:result AS jsonb), result), payload = NULL,
                progress_done = GREATEST(progress_done, COALESCE(progress_total, progress_done)),
                lease_until = NULL, finished_at = clock_timestamp(), updated_at = clock_timestamp()
          WHERE id = :id AND status = 'RUNNING'

@@ -70,6 +70,9 @@ class Job(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(512))
     payload_hash: Mapped[str | None] = mapped_column(String(64))
     blob_sha256: Mapped[str | None] = mapped_column(String(64))
+    # A small payload kept in the row itself (durable with the job's commit, no file to write); dropped
+    # when the job completes. Stored uncompressed (STORAGE EXTERNAL, set by migration 0007).
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     parent_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_by: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = _now_col()

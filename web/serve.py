@@ -153,7 +153,7 @@ def child_commands(settings: Settings, host: str, port: int, env: dict) -> list[
                       "--worker-class", "gthread", "--threads", "8", "--timeout", "120",
                       "--graceful-timeout", "5"], env),
         Child("worker", [py, "-m", "celery", "-A", "workers.celery_main", "worker", "--queues",
-                         ",".join(ALL_QUEUES), "--concurrency", "2", "--loglevel", "INFO",
+                         ",".join(ALL_QUEUES), "--concurrency", str(settings.worker_concurrency), "--loglevel", "INFO",
                          "--hostname", "fieldsync@%h", "--without-gossip", "--without-mingle"], env),
         Child("scheduler", [py, "-m", "web.cli", "scheduler"], env),
     ]

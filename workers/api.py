@@ -20,28 +20,30 @@ _PENDING_KEY = "fieldsync_pending_enqueue"
 _LISTENING_KEY = "fieldsync_enqueue_listening"
 
 
-def submit_job(session: Session, celery_app, *, tenant_id: str, kind: JobKind, **fields):
+def submit_job(session: Session, celery_app, *, tenant_id: str, kind: JobKind, countdown: float = 0.0, **fields):
     """Create (or find, by idempotency key) a job of `kind` (a models.kinds.JobKind constant); enqueue it
-    on the kind's queue after commit when it is new. Returns (job, created)."""
+    on the kind's queue after commit when it is new (to start no sooner than `countdown` seconds later).
+    Returns (job, created)."""
     job, created = jobs.create_job(session, tenant_id=tenant_id, kind=kind, **fields)
     if created:
-        enqueue_after_commit(session, celery_app, job.id, kind.queue)
+        enqueue_after_commit(session, celery_app, job.id, kind.queue, countdown=countdown)
     return job, created
 
 
-def enqueue_after_commit(session: Session, celery_app, job_id, queue: str) -> None:
+def enqueue_after_commit(session: Session, celery_app, job_id, queue: str, *, countdown: float = 0.0) -> None:
     if not session.info.get(_LISTENING_KEY):
         # Listeners stay for the session's life (removing them inside an event is not allowed);
         # they act only on what is pending.
         event.listen(session, "after_commit", _send_pending)
         event.listen(session, "after_soft_rollback", _drop_pending)
         session.info[_LISTENING_KEY] = True
-    session.info.setdefault(_PENDING_KEY, []).append((celery_app, str(job_id), queue))
+    session.info.setdefault(_PENDING_KEY, []).append((celery_app, str(job_id), queue, countdown))
 
 
-def send(celery_app, job_id: str, queue: str) -> bool:
+def send(celery_app, job_id: str, queue: str, countdown: float = 0.0) -> bool:
     try:
-        celery_app.send_task(TASK_FOR_QUEUE[queue], args=[str(job_id)], queue=queue)
+        options = {"countdown": countdown} if countdown > 0 else {}
+        celery_app.send_task(TASK_FOR_QUEUE[queue], args=[str(job_id)], queue=queue, **options)
         return True
     except Exception:
         log.warning("could not enqueue job %s; the sweeper will send it", job_id, exc_info=True)
@@ -50,8 +52,8 @@ def send(celery_app, job_id: str, queue: str) -> bool:
 
 def _send_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING_KEY, [])
-    for celery_app, job_id, queue in pending:
-        send(celery_app, job_id, queue)
+    for celery_app, job_id, queue, countdown in pending:
+        send(celery_app, job_id, queue, countdown)
 
 
 def _drop_pending(session: Session, previous_transaction) -> None:

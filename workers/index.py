@@ -23,13 +23,15 @@ def waiting_key(namespace: str) -> str:
     return f"{namespace}:waiting"
 
 
-def request_index(session, celery_app, *, tenant_id: str, namespace: str, parent_id=None) -> None:
+def request_index(session, celery_app, *, tenant_id: str, namespace: str, parent_id=None,
+                  delay: float = 0.0) -> None:
     """Make sure an index run of (tenant, namespace) starts after this transaction commits: join the one
-    waiting in the queue, or queue one."""
+    waiting in the queue, or queue one that starts `delay` seconds later (so the requests of that window
+    join it)."""
     for _ in range(3):
         try:
             submit_job(session, celery_app, tenant_id=tenant_id, kind=INDEX, idempotency_key=waiting_key(namespace),
-                       params={"namespace": namespace}, parent_id=parent_id)
+                       params={"namespace": namespace}, parent_id=parent_id, countdown=delay)
             return
         except NoResultFound:
             continue  # the waiting job started between our insert and our look: the next insert wins
@@ -44,7 +46,7 @@ def submit_index(session, ctx, *, namespace: str) -> None:
             {"id": ctx.job.id, "kind": INDEX.name}).first() is not None:
         return
     request_index(session, ctx.runtime.celery_app, tenant_id=ctx.job.tenant_id, namespace=namespace,
-                  parent_id=ctx.job.id)
+                  parent_id=ctx.job.id, delay=ctx.settings.index_delay_seconds)
 
 
 def run_index(ctx):

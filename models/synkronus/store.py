@@ -47,13 +47,10 @@ def safe_current_version(session: Session, tenant_id: str, client_id: str) -> in
 
 
 def pull_page(session: Session, tenant_id: str, *, since: int, limit: int, record_types: list[str] | None):
-    """(counter, rows) for one pull page: rows of (version, json). The counter is read first: everything
-    at or below it is committed (versions follow commit order), so it is a safe high-water mark even if
-    the page sees later commits."""
-    counter = engine.current_version(session, tenant_id)
-    rows = engine.changes_since(session, tenant_id=tenant_id, namespace=NAMESPACE, since=since, limit=limit,
-                                record_types=record_types, columns=OBSERVATION_JSON)
-    return counter, rows
+    """(counter, rows) for one pull page: rows of (version, json), read with the counter in one snapshot
+    (models.engine.feed_page)."""
+    return engine.feed_page(session, tenant_id=tenant_id, namespace=NAMESPACE, since=since, limit=limit,
+                            record_types=record_types, columns=OBSERVATION_JSON)
 
 
 def push_errors(session: Session, job_id):

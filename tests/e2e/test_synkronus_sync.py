@@ -103,6 +103,34 @@ def test_replay_answers_the_same_bytes_and_applies_nothing(live_worker, live_app
     assert conflict.status_code == 409 and conflict.get_json()["error"] == "transmission_conflict"
 
 
+def test_a_small_push_lives_in_its_job_row_until_applied_and_a_large_one_in_the_blob_store(
+        live_worker, live_app, h, real_sessions, tenant_user, monkeypatch):
+    from workers.synkronus import jobs as push_jobs
+    client = live_app.test_client()
+
+    def job_of(tx):
+        with session_scope(real_sessions) as s:
+            return s.execute(text("SELECT j.status, j.blob_sha256, j.payload IS NULL AS dropped, j.params "
+                                  "FROM receipts r JOIN jobs j ON j.id = r.job_id "
+                                  "WHERE r.tenant_id = :t AND r.transmission_id = :x"),
+                             {"t": tenant_user.tenant_id, "x": tx}).one()
+
+    small = uuid.uuid4().hex
+    assert push(client, h, [obs(1), obs(2)], tx=small).status_code == 200
+    status, blob, dropped, params = job_of(small)
+    # kept in the row (no blob), dropped once applied; the client's cursor was read in the same statement
+    assert (status, blob, dropped) == ("COMPLETED", None, True) and "client_since" in params
+    monkeypatch.setattr(push_jobs, "INLINE_PAYLOAD_BYTES", 100)
+    large = uuid.uuid4().hex
+    first = push(client, h, [obs(3), obs(4)], tx=large)
+    assert first.status_code == 200 and first.get_json()["success_count"] == 2
+    status, blob, dropped, _ = job_of(large)
+    assert status == "COMPLETED" and blob is not None and dropped
+    # a replay of either is the same answer, a reuse with other content still a conflict
+    assert push(client, h, [obs(3), obs(4)], tx=large).data == first.data
+    assert push(client, h, [obs(1)], tx=small).status_code == 409
+
+
 def test_read_only_push_is_403(live_app, real_sessions):
     with session_scope(real_sessions) as s:
         reader = make_user(s, role="read-only", tenant=f"ro-{uuid.uuid4().hex[:6]}")

@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, request
 
 from models import receipts
 from models.synkronus.store import advance_cursor, pull_page
-from models.tables import TERMINAL_STATUSES, Job
+from models.tables import TERMINAL_STATUSES
 from web import context, db
 from web.auth import current_principal, require
 from web.errors import BadRequest, Conflict, TooLarge
@@ -51,30 +51,32 @@ def push():
 
     principal = current_principal()
     try:
-        accept_push(db.session(), context.celery(), context.blobs(), context.settings(), tenant_id=principal.tenant_id,
-                    actor=principal.username, client_id=client_id, transmission_id=transmission_id, raw=raw,
-                    total=len(records))
+        created = accept_push(db.session(), context.celery(), context.blobs(), context.settings(),
+                              tenant_id=principal.tenant_id, actor=principal.username, client_id=client_id,
+                              transmission_id=transmission_id, raw=raw, total=len(records))
     except TransmissionConflict:
         raise Conflict("this transmission_id was already used with a different payload",
                        code="transmission_conflict") from None
-    return _answer(principal.tenant_id, client_id, transmission_id, context.settings().sync_wait_seconds)
+    return _answer(principal.tenant_id, client_id, transmission_id, context.settings().sync_wait_seconds,
+                   new_job=created)
 
 
-def _answer(tenant: str, client_id: str, transmission_id: str, wait_seconds: float):
-    """The stored answer when there is one; otherwise wait for the job (bounded), then 202."""
+def _answer(tenant: str, client_id: str, transmission_id: str, wait_seconds: float, new_job=None):
+    """The stored answer when there is one; otherwise wait for the job (bounded), then 202. `new_job`:
+    the job this request just queued (nothing can be stored for it yet, so the first look is skipped)."""
     session = db.session()
-    state = {"job_id": None, "status": "QUEUED"}
+    state = {"job_id": None if new_job is None else str(new_job), "status": "QUEUED", "skip": new_job is not None}
 
     def ready():
-        session.expire_all()
+        if state.pop("skip", False) and wait_seconds > 0:
+            return None
         try:
-            receipt = receipts.get(session, tenant, client_id, transmission_id)
-            if receipt is not None and receipt.body is not None:
-                return _json_response(receipt.body, receipt.status_code or 200)
-            job = session.get(Job, receipt.job_id) if receipt is not None and receipt.job_id else None
-            if job is not None:
-                state.update(job_id=str(job.id), status=job.status)
-                return _failed(job)
+            found = receipts.answer_or_status(session, tenant, client_id, transmission_id)
+            if found is not None and found.body is not None:
+                return _json_response(bytes(found.body), found.status_code or 200)
+            if found is not None and found.job_id is not None:
+                state.update(job_id=str(found.job_id), status=found.job_status)
+                return _failed(found.job_id, found.job_status, found.job_error)
             return None
         finally:
             session.commit()  # no snapshot or connection held while waiting
@@ -92,11 +94,11 @@ def _answer(tenant: str, client_id: str, transmission_id: str, wait_seconds: flo
     return response
 
 
-def _failed(job: Job):
+def _failed(job_id, status: str | None, error_code: str | None):
     """The answer for a push whose job ended without storing one (a COMPLETED job always stores one)."""
-    if job.status not in TERMINAL_STATUSES or job.status == "COMPLETED":
+    if status not in TERMINAL_STATUSES or status == "COMPLETED":
         return None
-    body = {"error": job.error_code or "job_failed", "message": "Failed to process sync data", "job_id": str(job.id)}
+    body = {"error": error_code or "job_failed", "message": "Failed to process sync data", "job_id": str(job_id)}
     return _json_response(orjson.dumps(body), 500)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import uuid
 
 import orjson
 
@@ -12,8 +13,8 @@ from models import jobs, receipts
 from models.blobs import save_bytes
 from models.engine import MAX_KEY_LENGTH, MAX_TYPE_LENGTH, Incoming
 from models.synkronus import NAMESPACE, PUSH
-from models.synkronus.store import client_cursor, safe_current_version
-from workers.api import submit_job
+from models.synkronus.store import safe_current_version
+from workers.api import enqueue_after_commit
 from workers.apply import Rejected, run_apply
 from workers.errors import JobFailed
 from workers.index import submit_index
@@ -22,6 +23,9 @@ from workers.jsonsafe import MAX_DEPTH, JsonError, as_text, find_bad_text, find_
 MAX_STRING = 256 * 1024
 MAX_ID = MAX_KEY_LENGTH      # bytes of UTF-8: the observation id is the record's key
 MAX_DATA_BYTES = 1024 * 1024
+# A push body up to this size is kept in its job row (one durable write, the job's commit) rather than
+# as a file in the blob store.
+INLINE_PAYLOAD_BYTES = 4 * 1024 * 1024
 FAILED_IN_ANSWER = 100       # failed records (and warnings) given in full in a push answer; all at /jobs/<id>/errors
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})?$")
 
@@ -186,38 +190,44 @@ class TransmissionConflict(Exception):
 
 
 def accept_push(session, celery_app, blobs, settings, *, tenant_id: str, actor: str, client_id: str,
-                transmission_id: str, raw: bytes, total: int) -> bool:
-    """Make a push durable: the payload as a blob, a receipt claimed for (client, transmission) and a
-    push job, committed together (the job's message goes out after the commit). A replay of the same
-    payload is a no-op. Returns True when this call created the job; raises TransmissionConflict."""
+                transmission_id: str, raw: bytes, total: int):
+    """Make a push durable: a receipt claimed for (client, transmission) and a push job carrying the
+    payload, committed together in one statement (the job's message goes out after the commit). A payload
+    up to INLINE_PAYLOAD_BYTES lives in the job row; a larger one is written to the blob store first. A
+    replay of the same payload is a no-op. Returns the new job's id, or None for a replay; raises
+    TransmissionConflict."""
     payload_hash = hashlib.sha256(raw).hexdigest()
-    existing = receipts.get(session, tenant_id, client_id, transmission_id)
-    if existing is None:
-        sha, _ = save_bytes(session, blobs, raw, "application/json")
-        if receipts.claim(session, tenant_id=tenant_id, client_id=client_id, transmission_id=transmission_id,
-                          payload_hash=payload_hash, retention_days=settings.receipt_retention_days):
-            job, _ = submit_job(
-                session, celery_app, tenant_id=tenant_id, kind=PUSH,
-                idempotency_key=f"{client_id}\x1f{transmission_id}\x1f{payload_hash}",
-                params={"client_id": client_id, "transmission_id": transmission_id,
-                        "client_since": client_cursor(session, tenant_id, client_id)},
-                payload_hash=payload_hash, blob_sha256=sha, created_by=actor, progress_total=total,
-                max_attempts=settings.job_max_attempts)
-            receipts.attach_job(session, tenant_id, client_id, transmission_id, job.id)
-            session.commit()  # payload and job are durable; the message goes out now
-            return True
-        session.rollback()  # another request claimed it first
+    inline = len(raw) <= INLINE_PAYLOAD_BYTES
+    sha = None if inline else save_bytes(session, blobs, raw, "application/json")[0]
+    job_id = uuid.uuid4()
+    created, held = receipts.claim_with_job(
+        session, tenant_id=tenant_id, client_id=client_id, transmission_id=transmission_id,
+        payload_hash=payload_hash, retention_days=settings.receipt_retention_days, job_id=job_id, kind=PUSH,
+        idempotency_key=f"{client_id}\x1f{transmission_id}\x1f{payload_hash}",
+        params={"client_id": client_id, "transmission_id": transmission_id}, cursor_namespace=NAMESPACE,
+        created_by=actor, max_attempts=settings.job_max_attempts, progress_total=total,
+        payload=raw if inline else None, blob_sha256=sha)
+    if created is not None:
+        enqueue_after_commit(session, celery_app, created, PUSH.queue)
+        session.commit()  # payload and job are durable; the message goes out now
+        return created
+    session.rollback()  # a replay, or another request claimed it first
+    if held is None:
         existing = receipts.get(session, tenant_id, client_id, transmission_id)
-    if existing.payload_hash != payload_hash:
+        held = None if existing is None else existing.payload_hash
+    if held != payload_hash:
         raise TransmissionConflict(transmission_id)
-    return False
+    return None
 
 
 def run_push(ctx):
     params = ctx.job.params
     client_id, transmission_id = params["client_id"], params["transmission_id"]
-    with ctx.runtime.blobs.open(ctx.job.blob_sha256) as fh:
-        raw = fh.read()
+    if ctx.job.payload is not None:
+        raw = ctx.job.payload
+    else:
+        with ctx.runtime.blobs.open(ctx.job.blob_sha256) as fh:
+            raw = fh.read()
     try:
         body, clean = loads_checked(raw)
     except JsonError as exc:

@@ -1,4 +1,5 @@
-"""index step: one watermark per (tenant, namespace) instead of a mark per indexed job
+"""index step: one watermark per (tenant, namespace) instead of a mark per indexed job; a cheaper fs_rfc3339;
+small job payloads kept in the job row
 
 Revision ID: 0007
 Revises: 0006
@@ -13,7 +14,27 @@ branch_labels = None
 depends_on = None
 
 
+# RFC 3339 in UTC from PostgreSQL's own JSON rendering of a timestamp (ISO 8601, fractional seconds
+# without trailing zeros, as Go's RFC3339Nano writes them): a third of the cost of to_char, which every
+# row of a Synkronus pull pays two or three times.
+RFC3339_FUNCTION = """
+CREATE OR REPLACE FUNCTION fs_rfc3339(ts timestamptz) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT btrim(to_json(ts AT TIME ZONE 'UTC')::text, '"') || 'Z'
+$$
+"""
+
+OLD_RFC3339_FUNCTION = """
+CREATE OR REPLACE FUNCTION fs_rfc3339(ts timestamptz) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+        || CASE WHEN date_part('microseconds', ts)::bigint % 1000000 = 0 THEN ''
+                ELSE to_char(ts AT TIME ZONE 'UTC', '.US') END
+        || 'Z'
+$$
+"""
+
+
 def upgrade() -> None:
+    op.execute(RFC3339_FUNCTION)
     op.create_table(
         "read_index_watermarks",
         sa.Column("tenant_id", sa.String(length=128), nullable=False),
@@ -27,11 +48,15 @@ def upgrade() -> None:
     op.execute("DELETE FROM read_type_counts")
     op.execute("DELETE FROM read_search_documents")
     op.drop_table("read_index_marks")
+    op.add_column("jobs", sa.Column("payload", sa.LargeBinary(), nullable=True))
+    op.execute("ALTER TABLE jobs ALTER COLUMN payload SET STORAGE EXTERNAL")
     op.create_index("ix_jobs_parent", "jobs", ["parent_id"], postgresql_where=sa.text("parent_id IS NOT NULL"))
 
 
 def downgrade() -> None:
+    op.execute(OLD_RFC3339_FUNCTION)
     op.drop_index("ix_jobs_parent", table_name="jobs")
+    op.drop_column("jobs", "payload")
     op.create_table(
         "read_index_marks",
         sa.Column("source_job", postgresql.UUID(as_uuid=True), nullable=False),
