@@ -53,7 +53,7 @@ class Settings:
     # Sync behaviour
     sync_wait_seconds: float = 20.0
     receipt_retention_days: int = 7
-    chunk_size: int = 500
+    chunk_size: int = 1000
     # How long an index run waits after the first push that asks for it: the pushes of that window join
     # the one run, and the read models lag behind by about this much.
     index_delay_seconds: float = 1.0

@@ -57,6 +57,20 @@ def create_job(session: Session, *, tenant_id: str, kind: JobKind, params: dict 
     return existing, False
 
 
+def create_job_if_absent(session: Session, *, tenant_id: str, kind: JobKind, idempotency_key: str,
+                         params: dict | None = None, parent_id: uuid.UUID | None = None):
+    """Insert a QUEUED job unless one with the same (tenant, kind, idempotency key) exists; one statement.
+    Returns the new job's id, or None when it existed."""
+    return session.execute(text("""
+        INSERT INTO jobs (id, tenant_id, kind, queue, params, idempotency_key, parent_id, enqueued_at)
+        VALUES (CAST(:id AS uuid), :t, :kind, :queue, CAST(:params AS jsonb), :key, CAST(:parent AS uuid), now())
+        ON CONFLICT (tenant_id, kind, idempotency_key) DO NOTHING
+        RETURNING id
+    """), {"id": str(uuid.uuid4()), "t": tenant_id, "kind": kind.name, "queue": kind.queue,
+           "params": _json(params or {}), "key": idempotency_key,
+           "parent": None if parent_id is None else str(parent_id)}).scalar()
+
+
 def claim(session: Session, job_id, lease_seconds: int) -> Claimed | None:
     """Take a job for this worker. Only a QUEUED job, or a RUNNING one whose lease ran out, can be
     claimed; anything else (a duplicate delivery, a finished job) answers None."""

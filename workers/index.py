@@ -9,12 +9,11 @@ push that lands while it runs queues the next one. Each run folds changes from t
 from __future__ import annotations
 
 from sqlalchemy import text
-from sqlalchemy.exc import NoResultFound
 
-from models import index
+from models import index, jobs
 from models.dialects import searched_namespaces
 from models.kinds import INDEX
-from workers.api import submit_job
+from workers.api import enqueue_after_commit
 
 BATCH = 20_000  # changes folded per transaction
 
@@ -28,14 +27,10 @@ def request_index(session, celery_app, *, tenant_id: str, namespace: str, parent
     """Make sure an index run of (tenant, namespace) starts after this transaction commits: join the one
     waiting in the queue, or queue one that starts `delay` seconds later (so the requests of that window
     join it)."""
-    for _ in range(3):
-        try:
-            submit_job(session, celery_app, tenant_id=tenant_id, kind=INDEX, idempotency_key=waiting_key(namespace),
-                       params={"namespace": namespace}, parent_id=parent_id, countdown=delay)
-            return
-        except NoResultFound:
-            continue  # the waiting job started between our insert and our look: the next insert wins
-    raise RuntimeError("could not queue an index run")
+    job_id = jobs.create_job_if_absent(session, tenant_id=tenant_id, kind=INDEX, idempotency_key=waiting_key(namespace),
+                                       params={"namespace": namespace}, parent_id=parent_id)
+    if job_id is not None:
+        enqueue_after_commit(session, celery_app, job_id, INDEX.queue, countdown=delay)
 
 
 def submit_index(session, ctx, *, namespace: str) -> None:

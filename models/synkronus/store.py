@@ -41,9 +41,11 @@ def advance_cursor(session: Session, tenant_id: str, client_id: str, version: in
 def safe_current_version(session: Session, tenant_id: str, client_id: str) -> int:
     """What a push may tell the client as its next `since`: never above what it has pulled, so changes
     other clients made meanwhile are not skipped (the client re-pulls its own records and ignores them)."""
-    counter = engine.current_version(session, tenant_id)
-    cursor = client_cursor(session, tenant_id, client_id)
-    return min(counter, cursor if cursor is not None else 0)
+    return int(session.execute(text("""
+        SELECT LEAST(COALESCE((SELECT value FROM sync_counters WHERE tenant_id = :t), 1),
+                     COALESCE((SELECT pulled_version FROM client_cursors
+                                WHERE tenant_id = :t AND namespace = :n AND client_id = :c), 0))
+    """), {"t": tenant_id, "n": NAMESPACE, "c": client_id}).scalar_one())
 
 
 def pull_page(session: Session, tenant_id: str, *, since: int, limit: int, record_types: list[str] | None):

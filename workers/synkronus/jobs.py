@@ -152,13 +152,17 @@ def _as_text(record) -> str:
     return as_text(record, jobs.RECORD_TEXT_CAP)
 
 
-def push_answer(session, job_id, tenant_id: str, client_id: str, success_count: int) -> dict:
+def push_answer(session, job_id, tenant_id: str, client_id: str, success_count: int, *,
+                may_have_errors: bool = True) -> dict:
     """The push's answer. At most FAILED_IN_ANSWER failed records and warnings are given in full; when
-    there are more, `failed_count` / `warnings_count` say how many and `errors_url` lists them all."""
+    there are more, `failed_count` / `warnings_count` say how many and `errors_url` lists them all.
+    `may_have_errors=False`: the caller knows the job recorded no error or warning (nothing to look up)."""
     answer: dict = {"current_version": safe_current_version(session, tenant_id, client_id),
                     "success_count": success_count}
-    errors = jobs.errors_of(session, job_id, severity="error", limit=FAILED_IN_ANSWER)
-    warnings = jobs.errors_of(session, job_id, severity="warning", limit=FAILED_IN_ANSWER)
+    errors = warnings = []
+    if may_have_errors:
+        errors = jobs.errors_of(session, job_id, severity="error", limit=FAILED_IN_ANSWER)
+        warnings = jobs.errors_of(session, job_id, severity="warning", limit=FAILED_IN_ANSWER)
     if errors:
         answer["failed_records"] = [{"index": r.position, "error": r.message, "record": _parse_or_text(r.record)}
                                     for r in errors]
@@ -244,8 +248,11 @@ def run_push(ctx):
                 warnings[position] = warning
             yield item
 
+    noted = {"any": False}
+
     def on_chunk(session, applied, result, rejected):
         chunk_warnings = [warnings.pop(rec.position) for rec in applied if rec.position in warnings]
+        noted["any"] = noted["any"] or bool(chunk_warnings) or bool(result.conflicts) or bool(rejected)
         for position, key, server_version in result.conflicts:
             chunk_warnings.append({
                 "position": position, "record_id": key, "code": "CONFLICT", "severity": "warning",
@@ -257,7 +264,10 @@ def run_push(ctx):
                        client_since=params.get("client_since"), total=len(records), on_chunk=on_chunk)
     success = counts["accepted"] + counts["duplicate"]
     with ctx.session() as session:
-        answer = push_answer(session, ctx.job.id, ctx.job.tenant_id, client_id, success)
+        # a first attempt that noted nothing has nothing to look up; a resumed one may have noted earlier
+        fresh = ctx.job.attempts <= 1 and ctx.job.checkpoint == 0
+        answer = push_answer(session, ctx.job.id, ctx.job.tenant_id, client_id, success,
+                             may_have_errors=noted["any"] or counts["rejected"] > 0 or not fresh)
         receipts.store_answer(session, ctx.job.tenant_id, client_id, transmission_id, 200, orjson.dumps(answer))
         if counts["accepted"]:
             submit_index(session, ctx, namespace=NAMESPACE)
