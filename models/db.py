@@ -44,7 +44,39 @@ def make_engine(database_url: str, *, pool_size: int = 5, connect_timeout: int =
         connect_args=connect_args,
     )
     _ping_after_idle(engine)
+    _forget_temp_tables_on_rollback(engine)
     return engine
+
+
+def _forget_temp_tables_on_rollback(engine: Engine) -> None:
+    """models.engine creates its staging temp tables once per connection and notes it in the
+    connection's info: "pending" until the creating transaction commits, then "ready". A rollback (of a
+    transaction or a savepoint, or the pool's reset of an open one) undoes a pending creation, so the note
+    goes and the next use creates the tables again."""
+    key = "fieldsync_stage_tables"
+
+    def forget_pending(info) -> None:
+        if info.get(key) == "pending":
+            info.pop(key, None)
+        info.pop("fieldsync_staged_in", None)
+
+    @event.listens_for(engine, "commit")
+    def _committed(conn):
+        info = conn.connection.info
+        if info.get(key) == "pending":
+            info[key] = "ready"
+
+    @event.listens_for(engine, "rollback")
+    def _rolled_back(conn):
+        forget_pending(conn.connection.info)
+
+    @event.listens_for(engine, "rollback_savepoint")
+    def _savepoint_rolled_back(conn, name, context):
+        forget_pending(conn.connection.info)
+
+    @event.listens_for(engine.pool, "reset")
+    def _reset(dbapi_connection, record, reset_state):
+        forget_pending(record.info)
 
 
 # A pooled connection that sat idle this long is pinged before it is handed out (a server restart while

@@ -96,11 +96,22 @@ def _copy_text(value: str) -> str:
     return value.translate(_COPY_ESCAPES)
 
 
-def _stage(session: Session, records: list[Incoming]) -> None:
-    """COPY the chunk into the session's temp staging table (kept out of the counter lock)."""
+def _stage(session: Session, records: list[Incoming], *, with_applied: bool) -> None:
+    """COPY the chunk into the session's temp staging table (kept out of the counter lock). The temp
+    tables are created once per connection; emptied here only when this transaction used them already
+    (ON COMMIT DELETE ROWS empties them at every commit), and fs_applied only when hooks will read it."""
     import io
-    session.execute(text(_STAGE_DDL))
-    session.execute(text("DELETE FROM fs_stage; DELETE FROM fs_applied"))
+    conn = session.connection()
+    info = conn.connection.info
+    if not info.get("fieldsync_stage_tables"):  # see models.db: "pending" until the creation commits
+        session.execute(text(_STAGE_DDL))
+        info["fieldsync_stage_tables"] = "pending"
+    transaction = id(conn.get_transaction())
+    if info.get("fieldsync_staged_in") == transaction:
+        session.execute(text("DELETE FROM fs_stage; DELETE FROM fs_applied"))
+    elif with_applied:
+        session.execute(text("DELETE FROM fs_applied"))
+    info["fieldsync_staged_in"] = transaction
     lines = []
     for ord_, rec in enumerate(records):
         created = rec.created_at
@@ -191,7 +202,7 @@ def apply_chunk(session: Session, *, tenant_id: str, namespace: str, records: li
     result = ApplyResult()
     if not records:
         return result
-    _stage(session, records)
+    _stage(session, records, with_applied=bool(hooks))
     ensure_counter(session, tenant_id)
     base = session.execute(text("SELECT value FROM sync_counters WHERE tenant_id = :t FOR UPDATE"),
                            {"t": tenant_id}).scalar_one()

@@ -153,3 +153,26 @@ def test_index_catch_up_counts_by_deltas_from_the_watermark_and_never_twice(db_s
     assert catch_up(db_session, t, "other", search=False, limit=100)["documents"] == 0
     assert db_session.execute(text("SELECT count(*) FROM read_search_documents WHERE tenant_id = :t "
                                    "AND namespace = 'other'"), {"t": t}).scalar() == 0
+
+
+def test_staging_tables_are_made_again_after_the_transaction_that_made_them_rolled_back(engine):
+    from models.db import make_session_factory
+    sessions = make_session_factory(engine)
+    t = f"t-{uuid.uuid4().hex[:6]}"
+    with sessions() as s:  # first use on this connection, rolled back: the temp tables go with it
+        apply_chunk(s, tenant_id=t, namespace="n", records=[rec(0, "a", {"v": 1})])
+        s.rollback()
+    for n in range(3):  # the same pooled connection serves these; each apply finds (or makes) its tables
+        with sessions() as s:
+            result = apply_chunk(s, tenant_id=t, namespace="n", records=[rec(0, f"k{n}", {"v": n}), rec(1, "a", {"v": 2})])
+            s.commit()
+        assert len(result.accepted) == 2 if n == 0 else len(result.accepted) == 1
+    with sessions() as s:  # two chunks in one transaction: the second does not see the first's rows
+        first = apply_chunk(s, tenant_id=t, namespace="n", records=[rec(0, "x", {"v": 1})])
+        second = apply_chunk(s, tenant_id=t, namespace="n", records=[rec(0, "y", {"v": 1})])
+        s.commit()
+    assert [a[1] for a in first.accepted] == ["x"] and [a[1] for a in second.accepted] == ["y"]
+    with sessions() as s:
+        keys = s.execute(text("SELECT record_key FROM records WHERE tenant_id = :t ORDER BY record_key"),
+                         {"t": t}).scalars().all()
+    assert keys == ["a", "k0", "k1", "k2", "x", "y"]
