@@ -187,8 +187,10 @@ def fault_app(request, contract_settings, isolated_sessions, broker, redis_clien
 
 
 @by_dialect
-def test_a_forced_server_error_carries_no_exception_text(adapter, env, tenants, fault_app):
+def test_a_forced_server_error_carries_no_exception_text(adapter, env, tenants, fault_app, monkeypatch):
     fault, app, secrets = fault_app
+    if fault == "blob_store_unwritable":
+        adapter.use_the_blob_store(monkeypatch)
     creds = adapter.setup(env, *tenants)  # on the working app; tokens are valid on the broken one too
     broken = Env(client=app.test_client(), admin_headers=env.admin_headers, sql=env.sql, live=False,
                  limits=env.limits)

@@ -58,6 +58,19 @@ def _geo_problem(geo) -> str | None:
     return None
 
 
+def _quick_unstorable(value) -> tuple[str, str, str] | None:
+    """find_unstorable for a value from the strict parser, looked at through its serialised text first:
+    only a NUL escape, a long text or many brackets make the full walk worth it."""
+    try:
+        serialised = orjson.dumps(value)
+    except orjson.JSONEncodeError:  # nested past what the writer takes
+        return find_unstorable(value, max_string=MAX_STRING) or ("too_deep", f"nested deeper than {MAX_DEPTH} levels", "")
+    if (b"\\u0000" in serialised or len(serialised) > MAX_STRING
+            or serialised.count(b"{") + serialised.count(b"[") > MAX_DEPTH):
+        return find_unstorable(value, max_string=MAX_STRING)
+    return None
+
+
 def validate(position: int, record, *, clean: bool = False) -> tuple[Incoming | Rejected, dict | None]:
     """One observation → (Incoming, optional warning) or (Rejected, None). `clean`: the document came
     through the strict parser, so no NaN/Infinity can hide in it and only text needs checking."""
@@ -93,7 +106,7 @@ def validate(position: int, record, *, clean: bool = False) -> tuple[Incoming | 
         # The strict parser let no NaN, big number or lone surrogate through; what is left to find is a
         # NUL, an oversize string or deep nesting, and the serialised text says cheaply whether to look.
         others = {k: v for k, v in record.items() if k != "data"}
-        problem = find_unstorable(others, max_string=MAX_STRING)
+        problem = _quick_unstorable(others)
         if problem is None:
             try:
                 data_text = orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()

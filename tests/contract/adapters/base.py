@@ -263,6 +263,10 @@ class DialectAdapter(abc.ABC):
     #: the statuses a successful push answers with (before `wait_applied`).
     push_ok_statuses: tuple[int, ...] = (200,)
 
+    def use_the_blob_store(self, monkeypatch) -> None:
+        """Make a push write its payload to the blob store (the blob-store fault needs it). By default
+        every dialect does; one that keeps small payloads elsewhere turns that off here."""
+
     # -- principals ---------------------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -61,6 +61,12 @@ HOSTILE = [  # (raw record JSON, code, path): values PostgreSQL cannot store, ea
     (b'{"observation_id": "o", "data": {"a": ' + b"[" * 100 + b"]" * 100 + b"}}", "too_deep", None),
     (b'{"observation_id": "o", "form_type": "' + b"t" * 20_000 + b'", "data": {}}', "invalid_form_type", "form_type"),
     (b'{"observation_id": "' + "é".encode() * 300 + b'", "data": {}}', "invalid_observation_id", "observation_id"),
+    # fields beside data: looked at through their serialised text first, then walked when it shows a problem
+    (b'{"observation_id": "o", "form_version": "a\\u0000b", "data": {}}', "nul_character", "form_version"),
+    (b'{"observation_id": "o", "extra": {"k\\u0000": 1}, "data": {}}', "nul_character", "extra"),
+    (b'{"observation_id": "o", "extra": ' + b"[" * 100 + b"]" * 100 + b', "data": {}}', "too_deep", None),
+    (b'{"observation_id": "o", "extra": ' + b"[" * 300 + b"]" * 300 + b', "data": {}}', "too_deep", None),
+    (b'{"observation_id": "o", "extra": "' + b"x" * 300_000 + b'", "data": {}}', "string_too_long", "extra"),
 ]
 
 
