@@ -36,11 +36,14 @@ def purge_expired_receipts(session) -> int:
 
 def analyze_stale_tables(session, min_changes: int = 1000, fraction: float = 0.1) -> list[str]:
     """ANALYZE our tables that changed a lot since their last analyze. Bulk loads outrun autovacuum's
-    schedule, and plans built on 'the table is empty' statistics turn key lookups into scans."""
+    schedule, and plans built on 'the table is empty' statistics turn key lookups into scans. A table
+    whose autovacuum was turned off (`ALTER TABLE … SET (autovacuum_enabled = false)`) is left alone:
+    whoever did that keeps its statistics."""
     stale = session.execute(text("""
-        SELECT relname FROM pg_stat_user_tables
-         WHERE schemaname = current_schema()
-           AND n_mod_since_analyze > GREATEST(:min_changes, :fraction * n_live_tup)
+        SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+         WHERE s.schemaname = current_schema()
+           AND s.n_mod_since_analyze > GREATEST(:min_changes, :fraction * s.n_live_tup)
+           AND NOT COALESCE('autovacuum_enabled=false' = ANY(c.reloptions), false)
     """), {"min_changes": min_changes, "fraction": fraction}).scalars().all()
     for table in stale:
         session.execute(text(f'ANALYZE "{table}"'))

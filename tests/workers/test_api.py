@@ -46,9 +46,12 @@ def test_stale_statistics_are_refreshed(engine):
 
     from workers.schedule import analyze_stale_tables
     table = f"stats_probe_{uuid.uuid4().hex[:8]}"
+    kept = f"stats_kept_{uuid.uuid4().hex[:8]}"  # autovacuum off: its statistics are left alone
     with engine.connect() as conn:
         conn.execute(text(f"CREATE TABLE {table} (n int)"))
         conn.execute(text(f"INSERT INTO {table} SELECT generate_series(1, 5000)"))
+        conn.execute(text(f"CREATE TABLE {kept} (n int) WITH (autovacuum_enabled = false)"))
+        conn.execute(text(f"INSERT INTO {kept} SELECT generate_series(1, 5000)"))
         conn.commit()
         # the backend that wrote must flush its counters (another pooled connection's flush would not)
         conn.execute(text("SELECT pg_stat_force_next_flush()"))
@@ -63,9 +66,10 @@ def test_stale_statistics_are_refreshed(engine):
             auto = conn.execute(text("SELECT last_autoanalyze IS NOT NULL FROM pg_stat_user_tables "
                                      "WHERE relname = :t"), {"t": table}).scalar()
         assert table in analysed or auto, "stale table neither analysed here nor by autovacuum"
+        assert kept not in analysed
         with engine.connect() as conn:
             stats = conn.execute(text("SELECT reltuples FROM pg_class WHERE relname = :t"), {"t": table}).scalar()
         assert stats == 5000
     finally:
         with engine.begin() as conn:
-            conn.execute(text(f"DROP TABLE {table}"))
+            conn.execute(text(f"DROP TABLE {table}; DROP TABLE {kept}"))
