@@ -55,10 +55,11 @@ def _forget_temp_tables_on_rollback(engine: Engine) -> None:
     goes and the next use creates the tables again."""
     key = "fieldsync_stage_tables"
 
-    def forget_pending(info) -> None:
+    def forget_pending(info, *, transaction_ended: bool = True) -> None:
         if info.get(key) == "pending":
             info.pop(key, None)
-        info.pop("fieldsync_staged_in", None)
+        if transaction_ended:  # rows staged under a released savepoint stay until the transaction ends
+            info.pop("fieldsync_staged_in", None)
 
     @event.listens_for(engine, "commit")
     def _committed(conn):
@@ -72,7 +73,7 @@ def _forget_temp_tables_on_rollback(engine: Engine) -> None:
 
     @event.listens_for(engine, "rollback_savepoint")
     def _savepoint_rolled_back(conn, name, context):
-        forget_pending(conn.connection.info)
+        forget_pending(conn.connection.info, transaction_ended=False)
 
     @event.listens_for(engine.pool, "reset")
     def _reset(dbapi_connection, record, reset_state):

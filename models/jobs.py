@@ -36,7 +36,8 @@ class Claimed:
 def create_job(session: Session, *, tenant_id: str, kind: JobKind, params: dict | None = None,
                idempotency_key: str | None = None, payload_hash: str | None = None,
                blob_sha256: str | None = None, created_by: str | None = None, max_attempts: int = 5,
-               progress_total: int | None = None, parent_id: uuid.UUID | None = None) -> tuple[Job, bool]:
+               progress_total: int | None = None, parent_id: uuid.UUID | None = None,
+               payload: bytes | None = None) -> tuple[Job, bool]:
     """Insert a QUEUED job, or return the existing one with the same (tenant, kind, idempotency key).
     Returns (job, created)."""
     job_id = uuid.uuid4()
@@ -44,7 +45,7 @@ def create_job(session: Session, *, tenant_id: str, kind: JobKind, params: dict 
         id=job_id, tenant_id=tenant_id, kind=kind.name, queue=kind.queue, params=params or {},
         idempotency_key=idempotency_key, payload_hash=payload_hash, blob_sha256=blob_sha256,
         created_by=created_by, max_attempts=max_attempts, progress_total=progress_total,
-        parent_id=parent_id, enqueued_at=text("now()"),
+        parent_id=parent_id, enqueued_at=text("now()"), payload=payload,
     )
     if idempotency_key is not None:
         stmt = stmt.on_conflict_do_nothing(index_elements=["tenant_id", "kind", "idempotency_key"])

@@ -16,6 +16,10 @@ from workers import doorbell
 
 log = logging.getLogger(__name__)
 
+# A job's input up to this size is kept in its row (durable with the job's own commit, no file to write
+# and fsync first); a larger one goes to the blob store.
+INLINE_PAYLOAD_BYTES = 4 * 1024 * 1024
+
 _PENDING_KEY = "fieldsync_pending_enqueue"
 _LISTENING_KEY = "fieldsync_enqueue_listening"
 
@@ -74,3 +78,16 @@ def wait_for_end(session: Session, redis_client, job_id, timeout: float) -> str 
         return status if status in TERMINAL_STATUSES else None
 
     return doorbell.wait_until(redis_client, job_id, timeout, ended)
+
+
+def keeps_inline(payload: bytes) -> bool:
+    """Whether a job's input of this size is kept in its row (else: the blob store)."""
+    return len(payload) <= INLINE_PAYLOAD_BYTES
+
+
+def open_payload(ctx):
+    """A binary stream of the running job's input: its row's payload, or its blob."""
+    import io
+    if ctx.job.payload is not None:
+        return io.BytesIO(ctx.job.payload)
+    return ctx.runtime.blobs.open(ctx.job.blob_sha256)

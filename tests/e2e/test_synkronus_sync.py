@@ -105,7 +105,7 @@ def test_replay_answers_the_same_bytes_and_applies_nothing(live_worker, live_app
 
 def test_a_small_push_lives_in_its_job_row_until_applied_and_a_large_one_in_the_blob_store(
         live_worker, live_app, h, real_sessions, tenant_user, monkeypatch):
-    from workers.synkronus import jobs as push_jobs
+    from workers import api
     client = live_app.test_client()
 
     def job_of(tx):
@@ -120,7 +120,7 @@ def test_a_small_push_lives_in_its_job_row_until_applied_and_a_large_one_in_the_
     status, blob, dropped, params = job_of(small)
     # kept in the row (no blob), dropped once applied; the client's cursor was read in the same statement
     assert (status, blob, dropped) == ("COMPLETED", None, True) and "client_since" in params
-    monkeypatch.setattr(push_jobs, "INLINE_PAYLOAD_BYTES", 100)
+    monkeypatch.setattr(api, "INLINE_PAYLOAD_BYTES", 100)
     large = uuid.uuid4().hex
     first = push(client, h, [obs(3), obs(4)], tx=large)
     assert first.status_code == 200 and first.get_json()["success_count"] == 2

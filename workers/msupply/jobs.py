@@ -17,7 +17,7 @@ from models.blobs import save_bytes
 from models.engine import MAX_KEY_LENGTH, MAX_TYPE_LENGTH, Incoming, apply_chunk, current_version
 from models.msupply import INITIAL_DUMP, NAMESPACE, PUSH
 from models.msupply import store as msupply
-from workers.api import submit_job
+from workers.api import keeps_inline, open_payload, submit_job
 from workers.apply import Rejected, run_apply
 from workers.errors import JobFailed
 from workers.jsonsafe import JsonError, as_text, find_bad_text, find_unstorable, has_lone_surrogate_escape
@@ -39,12 +39,14 @@ def submit_push(session, celery_app, blobs, site, payload: bytes, *, count: int,
                 version: int):
     """Store a pushed batch (already in v3 shape) and its push job, and commit. The job is keyed by the
     batch's SyncIDs, so a resent batch is the same job. Returns the job id."""
-    sha, _ = save_bytes(session, blobs, payload, "application/json")
+    inline = keeps_inline(payload)
+    sha = hashlib.sha256(payload).hexdigest() if inline else save_bytes(session, blobs, payload, "application/json")[0]
     identity = "\n".join(sync_ids).encode()
     key = f"site:{site.site_id}:{hashlib.sha256(identity).hexdigest()}"
     job, _ = submit_job(session, celery_app, tenant_id=site.tenant_id, kind=PUSH,
                         params={"site_id": site.site_id, "version": version, "total": count, "transmission": key},
-                        idempotency_key=key, payload_hash=sha, blob_sha256=sha,
+                        idempotency_key=key, payload_hash=sha, blob_sha256=None if inline else sha,
+                        payload=payload if inline else None,
                         created_by=msupply.site_origin(site.site_id), progress_total=count)
     session.commit()
     return job.id
@@ -110,12 +112,11 @@ def _payload(ctx):
     """(position, record) for each record of the stored batch. It is streamed; a batch the streaming
     parser cannot read exactly (a number beyond 64 bits, nesting past its limit, a surrogate escape) is
     read whole by the safe parser from where the stream stopped, so such a value rejects only its record."""
-    blobs, sha = ctx.runtime.blobs, ctx.job.blob_sha256
     resume = 0
-    with blobs.open(sha) as stream:
+    with open_payload(ctx) as stream:
         streamable = not has_lone_surrogate_escape(stream)
     if streamable:
-        with blobs.open(sha) as stream:
+        with open_payload(ctx) as stream:
             try:
                 for position, raw in enumerate(ijson.items(stream, "item", use_float=True)):
                     resume = position + 1
@@ -123,7 +124,7 @@ def _payload(ctx):
                 return
             except (ijson.JSONError, RecursionError, ValueError):
                 pass  # read again below, safely
-    with blobs.open(sha) as stream:
+    with open_payload(ctx) as stream:
         try:
             body = safe_loads(stream.read())
         except JsonError as exc:

@@ -14,7 +14,7 @@ from models.blobs import save_bytes
 from models.engine import MAX_KEY_LENGTH, MAX_TYPE_LENGTH, Incoming
 from models.synkronus import NAMESPACE, PUSH
 from models.synkronus.store import safe_current_version
-from workers.api import enqueue_after_commit
+from workers.api import enqueue_after_commit, keeps_inline, open_payload
 from workers.apply import Rejected, run_apply
 from workers.errors import JobFailed
 from workers.index import submit_index
@@ -23,9 +23,6 @@ from workers.jsonsafe import MAX_DEPTH, JsonError, as_text, find_bad_text, find_
 MAX_STRING = 256 * 1024
 MAX_ID = MAX_KEY_LENGTH      # bytes of UTF-8: the observation id is the record's key
 MAX_DATA_BYTES = 1024 * 1024
-# A push body up to this size is kept in its job row (one durable write, the job's commit) rather than
-# as a file in the blob store.
-INLINE_PAYLOAD_BYTES = 4 * 1024 * 1024
 FAILED_IN_ANSWER = 100       # failed records (and warnings) given in full in a push answer; all at /jobs/<id>/errors
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})?$")
 
@@ -214,7 +211,7 @@ def accept_push(session, celery_app, blobs, settings, *, tenant_id: str, actor: 
     replay of the same payload is a no-op. Returns the new job's id, or None for a replay; raises
     TransmissionConflict."""
     payload_hash = hashlib.sha256(raw).hexdigest()
-    inline = len(raw) <= INLINE_PAYLOAD_BYTES
+    inline = keeps_inline(raw)
     sha = None if inline else save_bytes(session, blobs, raw, "application/json")[0]
     job_id = uuid.uuid4()
     created, held = receipts.claim_with_job(
@@ -240,11 +237,8 @@ def accept_push(session, celery_app, blobs, settings, *, tenant_id: str, actor: 
 def run_push(ctx):
     params = ctx.job.params
     client_id, transmission_id = params["client_id"], params["transmission_id"]
-    if ctx.job.payload is not None:
-        raw = ctx.job.payload
-    else:
-        with ctx.runtime.blobs.open(ctx.job.blob_sha256) as fh:
-            raw = fh.read()
+    with open_payload(ctx) as fh:
+        raw = fh.read()
     try:
         body, clean = loads_checked(raw)
     except JsonError as exc:

@@ -264,8 +264,10 @@ class DialectAdapter(abc.ABC):
     push_ok_statuses: tuple[int, ...] = (200,)
 
     def use_the_blob_store(self, monkeypatch) -> None:
-        """Make a push write its payload to the blob store (the blob-store fault needs it). By default
-        every dialect does; one that keeps small payloads elsewhere turns that off here."""
+        """Make a push write its payload to the blob store (the blob-store fault needs it): a payload up
+        to workers.api.INLINE_PAYLOAD_BYTES is kept in its job row instead; here none is."""
+        from workers import api
+        monkeypatch.setattr(api, "INLINE_PAYLOAD_BYTES", -1)
 
     # -- principals ---------------------------------------------------------------------------------
 

@@ -21,11 +21,6 @@ class SynkronusAdapter(DialectAdapter):
     forbidden_status = 403
     push_ok_statuses = (200,)
 
-    def use_the_blob_store(self, monkeypatch) -> None:
-        # a push body up to INLINE_PAYLOAD_BYTES lives in its job row; none does here
-        from workers.synkronus import jobs
-        monkeypatch.setattr(jobs, "INLINE_PAYLOAD_BYTES", -1)
-
     def setup(self, env: Env, tenant_a: str, tenant_b: str) -> Creds:
         return Creds(tenant_a=tenant_a, tenant_b=tenant_b,
                      writer=make_user(env, tenant_a, "read-write"),
