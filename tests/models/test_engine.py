@@ -176,3 +176,10 @@ def test_staging_tables_are_made_again_after_the_transaction_that_made_them_roll
         keys = s.execute(text("SELECT record_key FROM records WHERE tenant_id = :t ORDER BY record_key"),
                          {"t": t}).scalars().all()
     assert keys == ["a", "k0", "k1", "k2", "x", "y"]
+
+
+def test_rfc3339_rendering_is_utc_with_trimmed_fractions(db_session):
+    rendered = db_session.execute(text("""
+        SELECT fs_rfc3339(timestamptz '2025-01-01 00:00:00+00'), fs_rfc3339(timestamptz '2025-01-01 10:30:00.5+02'),
+               fs_rfc3339(timestamptz '2025-06-30 23:59:59.123456-05')""")).one()
+    assert tuple(rendered) == ("2025-01-01T00:00:00Z", "2025-01-01T08:30:00.5Z", "2025-07-01T04:59:59.123456Z")

@@ -23,14 +23,6 @@ CREATE OR REPLACE FUNCTION fs_rfc3339(ts timestamptz) RETURNS text LANGUAGE sql 
 $$
 """
 
-OLD_RFC3339_FUNCTION = """
-CREATE OR REPLACE FUNCTION fs_rfc3339(ts timestamptz) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
-        || CASE WHEN date_part('microseconds', ts)::bigint % 1000000 = 0 THEN ''
-                ELSE to_char(ts AT TIME ZONE 'UTC', '.US') END
-        || 'Z'
-$$
-"""
 
 
 def upgrade() -> None:
@@ -54,7 +46,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(OLD_RFC3339_FUNCTION)
+    import importlib
+    foundation = importlib.import_module("models.migrations.versions.0001_foundation_and_engine_tables")
+    op.execute(foundation.RFC3339_FUNCTION)  # the to_char version it replaced
     op.drop_index("ix_jobs_parent", table_name="jobs")
     op.drop_column("jobs", "payload")
     op.create_table(
