@@ -169,8 +169,8 @@ def fill_other_tenants(url: str, rows: int) -> float:
         cur.execute("""
             INSERT INTO records (tenant_id, namespace, record_key, record_type, schema_version, data, meta,
                                  content_hash, version, created_at, updated_at)
-            SELECT 'other-' || (g % 100), 'synkronus', 'k' || g, 'form_' || (g % 5), '1',
-                   jsonb_build_object('n', g, 'text', repeat('x', 600)), '{}', md5(g::text) || md5(g::text),
+            SELECT 'other-' || (g %% 100), 'synkronus', 'k' || g, 'form_' || (g %% 5), '1',
+                   jsonb_build_object('n', g, 'text', repeat('x', 100)), '{}', md5(g::text) || md5(g::text),
                    g / 100 + 1, now(), now()
               FROM generate_series(1, %s) g
         """, (rows,))
