@@ -195,7 +195,7 @@ def _cell(value) -> str:
 @bp.get("/jobs/<job_id>/failed.csv")
 @require_admin(page=False)
 def failed_csv(job_id: str):
-    job = _load_job(job_id)
+    job_id = _load_job(job_id).id  # the rows stream after the request's session has closed
     sessions = context_sessions()
 
     def rows():
@@ -204,7 +204,7 @@ def failed_csv(job_id: str):
             buffer = io.StringIO()
             writer = csv.writer(buffer)
             writer.writerow(CSV_COLUMNS)
-            for number, row in enumerate(ops.failed_rows(session, job.id), 1):
+            for number, row in enumerate(ops.failed_rows(session, job_id), 1):
                 writer.writerow([_cell(getattr(row, column)) for column in CSV_COLUMNS])
                 if number % 500 == 0:
                     yield buffer.getvalue()
@@ -215,7 +215,7 @@ def failed_csv(job_id: str):
             session.close()
 
     response = Response(rows(), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="job-{job.id}-failed-rows.csv"'
+    response.headers["Content-Disposition"] = f'attachment; filename="job-{job_id}-failed-rows.csv"'
     return response
 
 
