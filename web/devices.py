@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, g, request
+from sqlalchemy import text
 
 from models.devices import touch
 from web import db
@@ -38,6 +39,15 @@ def error_seen(code: str) -> None:
     g.fieldsync_error_code = code
 
 
+def record(session, device: dict, error: str | None = None) -> None:
+    """One device upsert in a transaction of its own. Its commit does not wait for the WAL flush: device
+    activity is a hint for ops, and a crash that loses the last instant of it loses nothing else."""
+    session.rollback()  # whatever the view left uncommitted stays discarded
+    session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+    touch(session, error=error, **device)
+    session.commit()
+
+
 def install(app: Flask) -> None:
     @app.after_request
     def _record(response):
@@ -50,9 +60,7 @@ def install(app: Flask) -> None:
             device["records"] = 0
         session = db.session()
         try:
-            session.rollback()  # whatever the view left uncommitted stays discarded
-            touch(session, error=error, **device)
-            session.commit()
+            record(session, device, error)
         except Exception:  # recording a device never costs the client its answer
             log.warning("device activity not recorded", exc_info=True)
             try:
