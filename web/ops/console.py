@@ -5,10 +5,11 @@ failed rows of a job as CSV. Every view is for a signed-in admin and sees only i
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
 from config import metrics
 from models import ops
@@ -18,10 +19,10 @@ from models.jobs import first_errors
 from models.tables import Job
 from models.users import burn_time, check_password, get_by_username
 from web import context, db, throttle
-from web.errors import ApiError, NotFound, TooManyRequests, register_renderer
+from web.errors import ApiError, NotFound, TooManyRequests, default_renderer, register_renderer
 from web.ops import overview as overview_data
 from web.ops import schemas
-from web.ops.jobs import job_view
+from web.ops.jobs import job_view, progress_percent
 from web.ops.session import console_principal, csrf, require_admin, scope, sign_in, sign_out
 from workers import api, doorbell
 
@@ -44,7 +45,6 @@ def _headers(response):
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data:; style-src 'self'; "
                                                    "script-src 'self'; frame-ancestors 'none'; form-action 'self'")
-    response.headers.pop("Access-Control-Allow-Origin", None)
     return response
 
 
@@ -150,7 +150,7 @@ def jobs_page():
     rows, following = _jobs(filters)
     return render_template("ops/jobs.html", principal=_principal(), page="jobs", jobs=rows, filters=filters,
                            kinds=ops.job_kinds(db.session()), statuses=schemas.JOB_STATUSES,
-                           next_args=following, percent=_percent)
+                           next_args=following, percent=progress_percent)
 
 
 @bp.get("/api/jobs")
@@ -159,11 +159,6 @@ def api_jobs():
     rows, following = _jobs(_job_filters())
     return {"jobs": [overview_data.job_summary(j) for j in rows],
             "next": url_for("ops_console.api_jobs", **following) if following else None}
-
-
-def _percent(job: Job):
-    from web.ops.jobs import progress_percent
-    return progress_percent(job)
 
 
 @bp.get("/jobs/<job_id>")
@@ -196,7 +191,7 @@ def _cell(value) -> str:
 @require_admin(page=False)
 def failed_csv(job_id: str):
     job_id = _load_job(job_id).id  # the rows stream after the request's session has closed
-    sessions = context_sessions()
+    sessions = current_app.extensions["fieldsync_sessions"]  # web.db's factory
 
     def rows():
         session = sessions()
@@ -217,11 +212,6 @@ def failed_csv(job_id: str):
     response = Response(rows(), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="job-{job_id}-failed-rows.csv"'
     return response
-
-
-def context_sessions():
-    from flask import current_app
-    return current_app.extensions["fieldsync_sessions"]
 
 
 def _after_action(job: Job, changed: bool):
@@ -274,7 +264,6 @@ def _devices():
 
 
 def device_view(device, silent_days: int) -> dict:
-    import datetime as dt
     now = dt.datetime.now(dt.timezone.utc)
     return {"tenant": device.tenant_id, "dialect": device.dialect, "client_id": device.client_id,
             "app_version": device.app_version, "last_seen_at": overview_data.iso(device.last_seen_at),
@@ -305,7 +294,6 @@ def api_devices():
 # --- errors --------------------------------------------------------------------------------------------
 
 def _render_error(err: ApiError):
-    from web.errors import default_renderer
     if request.path.startswith("/ops/api/") or request.accept_mimetypes.best == "application/json":
         return default_renderer(err)
     response = Response(render_template("ops/error.html", status=err.status, message=err.message,
