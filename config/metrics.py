@@ -78,9 +78,24 @@ def job_ended(kind: str, status: str, seconds: float | None) -> None:
 
 
 def clear_directory(settings: Settings) -> None:
-    """Remove the metric files of an earlier run (a deployment does this once, before its processes
-    start: `fieldsync serve` does; see the README for the Procfile)."""
+    """Remove the metric files of processes that are gone (an earlier run's), before a deployment's
+    processes start: `fieldsync serve` does; see the README for the Procfile. prometheus_client names each
+    file after the pid that writes it; a live process's files stay (another run may share the directory)."""
     directory = Path(settings.metrics_path)
-    if directory.is_dir():
-        for path in directory.glob("*.db"):
-            path.unlink(missing_ok=True)
+    if not directory.is_dir():
+        return
+    for path in directory.glob("*.db"):
+        pid = path.stem.rpartition("_")[2]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
