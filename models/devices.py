@@ -46,10 +46,11 @@ _TOUCH = text("""
     INSERT INTO devices AS d (tenant_id, dialect, client_id, app_version, first_seen_at, last_seen_at,
                               last_push_at, last_pull_at, last_error, last_error_at, pushes, pulls,
                               records_pushed, last_pulled_version)
-    VALUES (:tenant, :dialect, :client, :version, now(), now(),
-            CASE WHEN :push THEN now() END, CASE WHEN :pull THEN now() END,
-            :error, CASE WHEN CAST(:error AS text) IS NOT NULL THEN now() END,
-            CASE WHEN :push THEN 1 ELSE 0 END, CASE WHEN :pull THEN 1 ELSE 0 END, :records, :pulled)
+    SELECT :tenant, :dialect, :client, :version, now(), now(),
+           CASE WHEN :push THEN now() END, CASE WHEN :pull THEN now() END,
+           :error, CASE WHEN CAST(:error AS text) IS NOT NULL THEN now() END,
+           CASE WHEN :push THEN 1 ELSE 0 END, CASE WHEN :pull THEN 1 ELSE 0 END, :records, :pulled
+      FROM (SELECT CASE WHEN :lazy THEN set_config('synchronous_commit', 'off', true) END) AS commit_mode
     ON CONFLICT (tenant_id, dialect, client_id) DO UPDATE SET
         app_version = COALESCE(EXCLUDED.app_version, d.app_version),
         last_seen_at = now(),
@@ -74,8 +75,9 @@ def _cap(value, limit):
 
 def touch(session: Session, *, tenant_id: str, dialect: str, client_id: str, activity: str,
           app_version: str | None = None, records: int = 0, error: str | None = None,
-          pulled_version: int | None = None) -> None:
-    """Record one request of a device: a single upsert (the caller commits)."""
+          pulled_version: int | None = None, lazy_commit: bool = False) -> None:
+    """Record one request of a device: a single upsert (the caller commits). `lazy_commit`: the
+    transaction's commit does not wait for the WAL flush (for a transaction that holds only this)."""
     if activity not in ACTIVITIES:
         raise ValueError(f"activity must be one of {ACTIVITIES}")
     client = _cap(client_id, CLIENT_MAX)
@@ -85,4 +87,4 @@ def touch(session: Session, *, tenant_id: str, dialect: str, client_id: str, act
                              "version": _cap(app_version, VERSION_MAX), "push": activity == "push",
                              "pull": activity == "pull", "error": _cap(error, ERROR_MAX),
                              "records": max(0, int(records or 0)),
-                             "pulled": pulled_version if activity == "pull" else None})
+                             "pulled": pulled_version if activity == "pull" else None, "lazy": lazy_commit})

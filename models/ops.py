@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from models.devices import Device
 from models.tables import Job, JobRecordError
+from models.users import tenant_covers
 
 # Indexes the console's lists use (declared here, beside the queries that need them).
 Index("ix_jobs_created", Job.created_at)
@@ -75,7 +76,16 @@ def recent_failures(session: Session, scope: str | None, *, hours: int = 24, lim
 def list_jobs(session: Session, scope: str | None, *, status: str | None = None, kind: str | None = None,
               tenant: str | None = None, since: dt.datetime | None = None, until: dt.datetime | None = None,
               before: dt.datetime | None = None, limit: int = 50) -> list[Job]:
-    """Newest first, keyset-paged on created_at (`before`: the created_at of the last row seen)."""
+    """Newest first, keyset-paged on created_at (`before`: the created_at of the last row seen). `scope`
+    is the subtree the caller sees, `tenant` the one it asks for: the narrower of the two applies, and
+    a tenant outside the scope matches nothing (without reading a row)."""
+    if tenant and scope is not None:
+        if tenant_covers(scope, tenant):
+            scope = None
+        elif tenant_covers(tenant, scope):
+            tenant = None
+        else:
+            return []
     stmt = _where(select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(min(limit, PAGE_MAX)),
                   _subtree(Job.tenant_id, scope),
                   Job.status == status if status else None,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, g, request
-from sqlalchemy import text
 
 from models.devices import touch
 from web import db
@@ -42,9 +41,9 @@ def error_seen(code: str) -> None:
 def record(session, device: dict, error: str | None = None) -> None:
     """One device upsert in a transaction of its own. Its commit does not wait for the WAL flush: device
     activity is a hint for ops, and a crash that loses the last instant of it loses nothing else."""
-    session.rollback()  # whatever the view left uncommitted stays discarded
-    session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-    touch(session, error=error, **device)
+    if session.in_transaction():
+        session.rollback()  # whatever the view left uncommitted stays discarded
+    touch(session, error=error, lazy_commit=True, **device)
     session.commit()
 
 

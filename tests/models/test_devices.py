@@ -30,3 +30,11 @@ def test_touch_keeps_text_storable(db_session):
           app_version="v\x00" + "9" * 300)
     device = db_session.query(Device).filter(Device.client_id.like("ab%")).one()
     assert len(device.client_id) == 256 and len(device.app_version) == 128
+
+
+def test_a_lazy_touch_commits_without_waiting_for_the_flush(db_session):
+    from sqlalchemy import text
+    touch(db_session, tenant_id="t-a", dialect="digit", client_id="u1", activity="push")
+    assert db_session.execute(text("SHOW synchronous_commit")).scalar() == "on"
+    touch(db_session, tenant_id="t-a", dialect="digit", client_id="u1", activity="push", lazy_commit=True)
+    assert db_session.execute(text("SHOW synchronous_commit")).scalar() == "off"
