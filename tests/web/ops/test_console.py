@@ -94,6 +94,9 @@ def test_another_tenants_job_is_not_found_for_a_tenant_admin(client, db_session)
     assert client.post(f"/ops/jobs/{theirs.id}/cancel", data={"csrf_token": token}).status_code == 404
     listed = {j["id"] for j in client.get("/ops/api/jobs").get_json()["jobs"]}
     assert str(mine.id) in listed and str(theirs.id) not in listed
+    assert client.get("/ops/api/jobs?tenant=mz").get_json()["jobs"] == []
+    narrowed = {j["id"] for j in client.get("/ops/api/jobs?tenant=pb.amritsar").get_json()["jobs"]}
+    assert str(mine.id) in narrowed
     running = {j["id"] for j in client.get("/ops/api/overview").get_json()["running"]}
     assert str(theirs.id) not in running and str(mine.id) in running
     db_session.refresh(theirs)
