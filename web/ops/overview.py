@@ -6,9 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from sqlalchemy import select
+
 from config.settings import ALL_QUEUES
 from models import ops
+from models.ids import parse_uuid
 from models.tables import Job
+from models.users import tenant_covers
 from web.ops.jobs import job_view
 from workers import heartbeat
 
@@ -39,6 +43,8 @@ def overview(session, redis_client, settings, scope: str | None) -> dict:
     except Exception:
         log.warning("Redis unreachable for the ops overview", exc_info=True)
         workers, applied, broker, redis_ok = [], [], {}, False
+    if scope is not None:
+        _hide_other_tenants_jobs(session, workers, scope)
     queues = []
     for name in ALL_QUEUES:
         entry = depths.get(name, {"queued": 0, "running": 0, "oldest_queued_at": None})
@@ -52,6 +58,17 @@ def overview(session, redis_client, settings, scope: str | None) -> dict:
             "applied_per_minute": [[t, n] for t, n in applied], "devices": devices,
             "heartbeat_timeout_seconds": settings.ops_worker_timeout_seconds, "redis_ok": redis_ok,
             "generated_at": iso(now), "scope": scope}
+
+
+def _hide_other_tenants_jobs(session, workers: list[dict], scope: str) -> None:
+    """Workers are shared; the jobs they run now are shown only when they are in the caller's subtree."""
+    ids = {parse_uuid(j["id"]) for w in workers for j in w["jobs"]} - {None}
+    visible = set()
+    if ids:
+        visible = {str(job_id) for job_id, tenant in session.execute(
+            select(Job.id, Job.tenant_id).where(Job.id.in_(ids))) if tenant_covers(scope, tenant)}
+    for worker in workers:
+        worker["jobs"] = [j for j in worker["jobs"] if j["id"] in visible]
 
 
 def _llen(redis_client, names):

@@ -169,6 +169,8 @@ class Overview(Schema):
     applied_per_minute = fields.List(fields.List(fields.Integer()))
     devices = fields.Dict()
     heartbeat_timeout_seconds = fields.Float()
+    redis_ok = fields.Boolean(metadata={"description": "false: Redis was unreachable (workers and rates unknown)"})
+    scope = fields.String(allow_none=True, metadata={"description": "the tenant subtree shown (null: all)"})
     generated_at = fields.DateTime()
 
 

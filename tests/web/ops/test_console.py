@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+import time
+
+import orjson
 
 from models.tables import Job
 from tests.factories import make_user
 from tests.web.ops.helpers import csrf_token, make_job, sign_in
+from workers.heartbeat import WORKERS_KEY
 
 PAGES = ["/ops/", "/ops/jobs", "/ops/devices"]
 APIS = ["/ops/api/overview", "/ops/api/jobs", "/ops/api/devices"]
@@ -99,6 +103,18 @@ def test_another_tenants_job_is_not_found_for_a_tenant_admin(client, db_session)
     assert str(mine.id) in narrowed
     running = {j["id"] for j in client.get("/ops/api/overview").get_json()["running"]}
     assert str(theirs.id) not in running and str(mine.id) in running
+    # a shared worker running both jobs shows the tenant admin only its own
+    redis_client = client.application.extensions["fieldsync_redis"]()
+    for pid, job in ((1, mine), (2, theirs)):
+        redis_client.hset(WORKERS_KEY, f"scope-test@host|{pid}", orjson.dumps(
+            {"hostname": "scope-test@host", "pid": pid, "queues": ["ingest"], "job": str(job.id),
+             "kind": job.kind, "beat": time.time()}))
+    try:
+        worker = next(w for w in client.get("/ops/api/overview").get_json()["workers"]
+                      if w["hostname"] == "scope-test@host")
+        assert [j["id"] for j in worker["jobs"]] == [str(mine.id)] and worker["processes"] == 2
+    finally:
+        redis_client.hdel(WORKERS_KEY, "scope-test@host|1", "scope-test@host|2")
     db_session.refresh(theirs)
     assert theirs.status == "RUNNING"
 
