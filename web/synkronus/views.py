@@ -48,10 +48,10 @@ def push():
     cap = context.settings().max_records_per_push
     if len(records) > cap:
         raise TooLarge(f"a push may carry at most {cap} records; split the batch", code="too_many_records")
+    devices.seen(dialect="synkronus", tenant_id=current_principal().tenant_id, client_id=client_id,
+                 activity="push", records=len(records), app_version=_app_version())
 
     principal = current_principal()
-    devices.seen(dialect="synkronus", tenant_id=principal.tenant_id, client_id=client_id, activity="push",
-                 records=len(records), app_version=_app_version())
     try:
         accept_push(db.session(), context.celery(), context.blobs(), context.settings(), tenant_id=principal.tenant_id,
                     actor=principal.username, client_id=client_id, transmission_id=transmission_id, raw=raw,
