@@ -92,12 +92,19 @@ def signed_in(browser, server, admin):
     return browser
 
 
-def _text(browser, element_id):
-    from selenium.webdriver.common.by import By
+def _read(browser, element_id, what="textContent"):
+    """An element's text or property, read in one script (None while the page reloads), so a redraw
+    between finding and reading cannot make the element stale."""
     try:
-        return browser.find_element(By.ID, element_id).text
+        return browser.execute_script(
+            "var e = document.getElementById(arguments[0]); return e ? e[arguments[1]] : null;", element_id, what)
     except Exception:  # between a reload and the next page
         return None
+
+
+def _text(browser, element_id):
+    text = _read(browser, element_id)
+    return text.strip() if isinstance(text, str) else text
 
 
 def _probe(real_sessions, celery_app_sender, steps, sleep):
@@ -117,16 +124,16 @@ def test_progress_moves_live_then_cancel_ends_it(signed_in, server, live_worker,
     seen = []
 
     def moved():
-        value = browser.find_element(By.ID, "job-progress").get_attribute("value")
+        value = _read(browser, "job-progress", "value")
         if value is not None and (not seen or float(value) != seen[-1]):
             seen.append(float(value))
         return len(seen) >= 4
     wait_for(moved, 30, interval=0.2, message="the progress bar to move")
     assert seen == sorted(seen) and seen[-1] > seen[0]
     browser.find_element(By.ID, "cancel").click()
-    wait_for(lambda: _text(browser, "job-status") == "CANCELLED", 15, message="CANCELLED on the page")
-    assert not browser.find_elements(By.ID, "cancel")
-    done = float(browser.find_element(By.ID, "job-progress").get_attribute("value"))
+    wait_for(lambda: _text(browser, "job-status") == "CANCELLED" and _read(browser, "cancel") is None, 15,
+             message="CANCELLED on the page, without the cancel button")
+    done = float(_read(browser, "job-progress", "value"))
     assert 0 < done < 300
 
 
@@ -144,7 +151,8 @@ def test_retry_of_a_failed_job_completes_on_the_page(signed_in, server, live_wor
     browser.get(f"{server}/ops/jobs/{job_id}")
     assert _text(browser, "job-status") == "FAILED"
     browser.find_element(By.ID, "retry").click()
-    wait_for(lambda: _text(browser, "job-status") == "COMPLETED", 30, message="COMPLETED after the retry")
+    wait_for(lambda: _text(browser, "job-status") == "COMPLETED" and _read(browser, "retry") is None, 30,
+             message="COMPLETED after the retry")
     assert "internal_error" not in (_text(browser, "job-error") or "")
 
 

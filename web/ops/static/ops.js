@@ -118,8 +118,8 @@
       document.getElementById("job-started").textContent = j.started_at || "—";
       document.getElementById("job-finished").textContent = j.finished_at || "—";
       document.getElementById("job-error").textContent = j.error ? j.error.code + ": " + j.error.detail : "—";
-      if (j.status !== first) {
-        window.location.reload();  // the controls and the error list change with the status
+      if (j.status !== first && (TERMINAL[j.status] || TERMINAL[first])) {
+        window.location.reload();  // the controls and the error list change when a job ends or starts again
         return false;
       }
       return !TERMINAL[j.status];
