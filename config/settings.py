@@ -75,6 +75,14 @@ class Settings:
     log_json: bool = True
     server_version: str = "1.0.3"
 
+    # Ops console and metrics
+    ops_heartbeat_seconds: float = 5.0        # how often each worker process writes its heartbeat
+    ops_worker_timeout_seconds: float = 20.0  # a worker whose last heartbeat is older shows as dead
+    ops_silent_days: int = 3                  # a device unseen this long is "silent"
+    ops_cookie_secure: bool | None = None     # the session cookie's Secure flag; None: when the request is HTTPS
+    metrics_token: str | None = None          # bearer token /metrics asks for; unset: /metrics answers 404
+    metrics_dir: Path | None = None           # PROMETHEUS_MULTIPROC_DIR; None: data_dir/metrics
+
     # Dialects served, and each one's own options: env `<DIALECT>_<OPTION>` (e.g. MSUPPLY_ROUTING_FILE)
     # becomes options["msupply"]["routing_file"].
     dialects: tuple[str, ...] = DIALECTS
@@ -83,6 +91,12 @@ class Settings:
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @property
+    def metrics_path(self) -> Path:
+        """Where every process of this deployment writes its metric files (prometheus_client's
+        multiprocess mode), so that gunicorn workers and Celery children add up."""
+        return self.metrics_dir if self.metrics_dir is not None else self.data_dir / "metrics"
 
     def option(self, dialect: str, name: str, default: str | None = None) -> str | None:
         return (self.options.get(dialect) or {}).get(name, default)
@@ -163,6 +177,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         requeue_after_seconds=float(get("REQUEUE_AFTER_SECONDS", Settings.requeue_after_seconds)),
         worker_concurrency=max(1, int(get("WORKER_CONCURRENCY", Settings.worker_concurrency))),
         public_base_url=get("PUBLIC_BASE_URL"),
+        ops_heartbeat_seconds=float(get("OPS_HEARTBEAT_SECONDS", Settings.ops_heartbeat_seconds)),
+        ops_worker_timeout_seconds=float(get("OPS_WORKER_TIMEOUT_SECONDS", Settings.ops_worker_timeout_seconds)),
+        ops_silent_days=int(get("OPS_SILENT_DAYS", Settings.ops_silent_days)),
+        ops_cookie_secure=None if get("OPS_COOKIE_SECURE") is None else _bool(get("OPS_COOKIE_SECURE"), False),
+        metrics_token=get("METRICS_TOKEN"),
+        metrics_dir=Path(get("PROMETHEUS_MULTIPROC_DIR")) if get("PROMETHEUS_MULTIPROC_DIR") else None,
         log_level=get("LOG_LEVEL", "INFO").upper(),
         log_json=_bool(get("LOG_JSON"), True),
     )

@@ -21,6 +21,8 @@ def load_tables(names: Iterable[str] = DIALECTS) -> None:
     dialects by default: a deployment that serves fewer still keeps one schema."""
     importlib.import_module("models.tables")
     importlib.import_module("models.records")
+    importlib.import_module("models.devices")
+    importlib.import_module("models.ops")  # the console's indexes on jobs
     for name in names:
         importlib.import_module(f"models.{name}.tables")
 

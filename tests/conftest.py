@@ -182,6 +182,7 @@ class WorkerProcess:
         self.concurrency = concurrency
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen | None = None
+        self.hostname_prefix = f"test-{uuid.uuid4().hex[:6]}@"
         self.log_path = Path(settings.data_dir) / f"worker-{uuid.uuid4().hex[:6]}.log"
 
     def start(self) -> "WorkerProcess":
@@ -192,7 +193,7 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "workers.celery_main", "worker", "--queues", ",".join(self.queues),
              "--concurrency", str(self.concurrency), "--pool", "prefork", "--loglevel", "INFO",
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "--hostname", f"test-{uuid.uuid4().hex[:6]}@%h"],
+             "--without-gossip", "--without-mingle", "--without-heartbeat", "--hostname", f"{self.hostname_prefix}%h"],
             env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -8,17 +8,21 @@ from config.settings import Settings
 from models.blobs import BlobStore
 from models.db import engine_for, make_session_factory
 from models.dialects import after_apply_hooks
-from web import auth, db
+from web import auth, db, devices
 from web.dialects import register_all
 from web.errors import install_error_handlers
+from web.ops import console, session as ops_session
 from web.ops.health import bp as health_bp
 from web.ops.jobs import bp as jobs_bp
+from web.ops.metrics import bp as metrics_bp
+from web.ops.metrics import install_request_metrics
+from web.ops.openapi import bp as docs_bp
 from workers.runtime import redis_client as make_redis
 
 
 def create_app(settings: Settings, *, session_factory: sessionmaker | None = None, celery_app=None,
                redis_client=None) -> Flask:
-    app = Flask("fieldsync")
+    app = Flask("fieldsync", static_folder=None)  # nothing served from the working directory
     app.config["FIELDSYNC_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
@@ -48,9 +52,19 @@ def create_app(settings: Settings, *, session_factory: sessionmaker | None = Non
     install_error_handlers(app)
     auth.install(app, settings)
 
+    ops_session.install(app, settings)
+    install_request_metrics(app)
+    devices.install(app)
+
     app.register_blueprint(health_bp)
     app.register_blueprint(jobs_bp)
+    app.register_blueprint(metrics_bp)
+    app.register_blueprint(docs_bp)
+    console.register(app)
+    core = set(app.blueprints)
     register_all(app, settings.dialects)
+    # the dialects' blueprints: their routes follow upstream descriptions, not /openapi.json
+    app.extensions["fieldsync_dialect_blueprints"] = set(app.blueprints) - core
 
     @app.after_request
     def _cors(response):

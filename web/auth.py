@@ -157,6 +157,11 @@ def _principal_of(user: User) -> Principal:
                      is_system=bool(user.is_system))
 
 
+def principal_for(user: User) -> Principal:
+    """The principal of a user authenticated another way (the ops console's session)."""
+    return _principal_of(user)
+
+
 def current_principal() -> Principal:
     if "principal" in g:
         return g.principal

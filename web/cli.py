@@ -225,6 +225,48 @@ def jobs_probe(queue, steps, tenant):
     click.echo(str(job_id))
 
 
+@main.group()
+def ops():
+    """The ops overview in the terminal."""
+
+
+def _bar(done, total, width=30) -> str:
+    fraction = min(1.0, done / total) if total else 0.0
+    return f"[{'#' * int(width * fraction):<{width}}] {100 * fraction:5.1f}% {done}/{total if total is not None else '?'}"
+
+
+@ops.command("status")
+@click.option("--tenant", default=None, help="only this tenant and the tenants below it")
+def ops_status(tenant):
+    """Workers (alive or dead), queues (waiting, running, oldest), running jobs with bars, failures."""
+    from models.db import session_scope
+    from web.ops.overview import overview
+    from workers.runtime import redis_client
+    settings = _settings()
+    with session_scope(_sessions(settings)) as session:
+        data = overview(session, redis_client(settings.redis_url), settings, tenant)
+    click.echo("WORKERS" + ("" if data["redis_ok"] else "  (Redis unreachable)"))
+    for w in data["workers"]:
+        state = "alive" if w["alive"] else "DEAD "
+        jobs = ", ".join(j["id"][:8] for j in w["jobs"]) or "-"
+        click.echo(f"  {state}  {w['hostname']:<32} queues={','.join(w['queues']) or '-'} processes={w['processes']} "
+                   f"jobs={jobs} last beat {w['age']:.0f} s ago")
+    if not data["workers"]:
+        click.echo("  no worker has sent a heartbeat")
+    click.echo("QUEUES")
+    for q in data["queues"]:
+        oldest = f"{q['oldest_age_seconds']:.0f} s" if q["oldest_age_seconds"] is not None else "-"
+        click.echo(f"  {q['queue']:<12} waiting={q['queued']:<6} running={q['running']:<4} oldest waiting={oldest}")
+    click.echo("RUNNING JOBS")
+    for j in data["running"]:
+        click.echo(f"  {j['id']} {j['kind']:<24} {j['tenant']:<12} {_bar(j['progress']['done'], j['progress']['total'])}")
+    if not data["running"]:
+        click.echo("  none")
+    minute = data["applied_per_minute"][-1][1] if data["applied_per_minute"] else 0
+    click.echo(f"FAILURES (24 h): {data['failures_24h']}    RECORDS APPLIED THIS MINUTE: {minute}    "
+               f"DEVICES: {data['devices']['total']} ({data['devices']['silent']} silent)")
+
+
 for _group in cli_groups(load_settings().dialects):
     main.add_command(_group)
 

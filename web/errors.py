@@ -128,6 +128,8 @@ def render(err: ApiError) -> Response:
     err.message = _safe_text(str(err.message))
     err.code = _safe_text(str(err.code))
     err.extra = {key: _safe(value) for key, value in err.extra.items()}
+    from flask import g
+    g.fieldsync_error_code = err.code  # what a device's failed request is recorded with (web.devices)
     renderers = current_app.extensions.get("fieldsync_renderers", {})
     renderer = renderers.get(request.blueprint) or renderers.get(None) or default_renderer
     response = renderer(err)

@@ -236,6 +236,11 @@ def serve(settings: Settings, host: str, port: int, data_dir: Path, echo=print) 
             env["PUBLIC_BASE_URL"] = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
         write_runtime_file(data_dir, {"database_url": database_url, "redis_url": redis_url, "pid": os.getpid(),
                                       "url": env.get("PUBLIC_BASE_URL", settings.public_base_url)})
+        # every process writes its metric files here; the files of an earlier run are removed first
+        from config.metrics import clear_directory
+        deployment = settings.replace(data_dir=data_dir)
+        clear_directory(deployment)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(deployment.metrics_path)
         children.extend(child_commands(settings, host, port, env))
         for child in children:
             child.start()

@@ -6,6 +6,7 @@ import logging
 from celery import Celery
 
 from config.celery import TASK_FOR_QUEUE, TASK_SWEEP, celery_config
+from config import metrics
 from config.settings import Settings
 from workers.errors import TransientError
 from workers.runner import run_job
@@ -22,8 +23,28 @@ def make_celery(settings: Settings, runtime: Runtime | None = None) -> Celery:
     app.config_from_object(celery_config(settings))
     app.runtime = runtime or Runtime(settings)
     app.runtime.celery_app = app
+    metrics.install(settings)
     _register_tasks(app)
+    _connect_heartbeats(app)
     return app
+
+
+def _connect_heartbeats(app: Celery) -> None:
+    """A worker's pool processes beat into Redis (workers.heartbeat); its main process only names them.
+    The handlers fire in worker processes alone, so a web process that builds an app to send is unaffected."""
+    from celery import signals
+
+    from workers import heartbeat
+
+    def named(sender=None, instance=None, **kw):
+        queues = getattr(getattr(instance.app.amqp, "queues", None), "consume_from", None) or {}
+        heartbeat.set_identity(str(sender), list(queues))
+
+    def child_started(**kw):
+        heartbeat.start(app.runtime)
+
+    signals.celeryd_after_setup.connect(named, weak=False)
+    signals.worker_process_init.connect(child_started, weak=False)
 
 
 def _register_tasks(app: Celery) -> None:

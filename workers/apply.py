@@ -7,8 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from config import metrics
 from models import jobs
 from models.engine import ApplyResult, Incoming, apply_chunk
+from workers import heartbeat
 
 COUNT_KEYS = ("accepted", "duplicate", "conflict", "rejected")
 
@@ -63,6 +65,11 @@ def run_apply(ctx, items: Iterable[Incoming | Rejected], *, namespace: str, orig
                 counts["max_version"] = max(result.max_version, counts["max_version"] or 0)
             done = last_position + 1
             ctx.progress(session, done=done, total=total, checkpoint=done, counts=counts)
+        # committed: count the chunk's outcomes (the console's per-minute series and /metrics)
+        chunk_counts = {"accepted": len(result.accepted), "duplicate": len(result.duplicates),
+                        "conflict": len(result.conflicts), "rejected": len(rejected)}
+        metrics.count_records(namespace, chunk_counts)
+        heartbeat.count_applied(ctx.runtime.redis_client(), len(result.accepted))
         pending, rejected = [], []
 
     for item in items:

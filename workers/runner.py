@@ -11,12 +11,13 @@ import psycopg2
 from psycopg2 import errorcodes
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from config import metrics
 from config.logging import current_job_id
 from models import jobs
 from models.db import session_scope
 from models.ids import parse_uuid
 from models.tables import TERMINAL_STATUSES, Job
-from workers import doorbell
+from workers import doorbell, heartbeat
 from workers.errors import JobFailed, JobLost, TransientError
 from workers.runtime import Runtime
 
@@ -117,36 +118,46 @@ def run_job(runtime: Runtime, job_id: str) -> str:
             log.info("job not claimable (finished, running elsewhere or unknown); delivery dropped")
             _ring_if_terminal(runtime, job_id)
             return "skipped"
+        heartbeat.working_on(claimed.id, claimed.kind)
+        started = time.monotonic()
         kind = runtime.registry.get(claimed.kind)
         ctx = JobContext(runtime=runtime, job=claimed, counts=dict(claimed.counts or {}))
         if kind is None:
             _end_failed(runtime, job_id, "unknown_kind", f"no pipeline for job kind {claimed.kind!r}")
-            return "failed"
+            return _ended(claimed, "failed", started)
         try:
             result = kind.run(ctx)
         except JobFailed as exc:
             _end_failed(runtime, job_id, exc.code, exc.detail)
-            return "failed"
+            return _ended(claimed, "failed", started)
         except JobLost:
             log.warning("job lost its lease or was cancelled; stopping")
             return "skipped"
         except Exception as exc:
-            return _crashed(runtime, job_id, exc)
+            return _ended(claimed, _crashed(runtime, job_id, exc), started)
         try:
             with session_scope(runtime.sessions()) as session:
                 jobs.finish(session, job_id, counts=ctx.counts, result=result)
         except Exception as exc:  # a result that cannot be stored is a bug, never a retry
             if is_transient(exc):
-                return _crashed(runtime, job_id, exc)
+                return _ended(claimed, _crashed(runtime, job_id, exc), started)
             log.exception("the job's result could not be stored")
             _end_failed(runtime, job_id, "internal_error",
                         f"{type(exc).__name__} while storing the job's result; see the worker log")
-            return "failed"
+            return _ended(claimed, "failed", started)
         doorbell.ring(runtime.redis_client(), job_id)
         log.info("job completed", extra={"kind": claimed.kind})
-        return "completed"
+        return _ended(claimed, "completed", started)
     finally:
+        heartbeat.working_on(None, None)
         current_job_id.reset(token)
+
+
+def _ended(claimed: jobs.Claimed, outcome: str, started: float) -> str:
+    """Count a delivery that ended the job (completed or failed) in the job metrics."""
+    if outcome in ("completed", "failed"):
+        metrics.job_ended(claimed.kind, outcome.upper(), time.monotonic() - started)
+    return outcome
 
 
 def _crashed(runtime: Runtime, job_id, exc: Exception) -> str:

@@ -52,3 +52,34 @@ def test_jobs_list_and_watch(run, real_sessions):
 def test_migrate_is_idempotent(run):
     r = run("migrate")
     assert r.exit_code == 0 and "migrations applied" in r.output
+
+
+def test_ops_status_shows_workers_queues_and_running_jobs(run, real_sessions, redis_client):
+    import time
+
+    import orjson
+
+    from workers.heartbeat import WORKERS_KEY
+    tenant = f"ops-{uuid.uuid4().hex[:6]}"
+    with session_scope(real_sessions) as s:
+        ensure_tenant(s, tenant)
+        job, _ = jobs.create_job(s, tenant_id=tenant, kind=PROBES["ingest"])
+        s.flush()
+        jobs.claim(s, job.id, 60)
+        jobs.progress(s, job.id, done=30, total=120)
+        job_id = job.id
+    beat = {"hostname": "cli-alive@host", "pid": 1, "queues": ["ingest"], "job": str(job_id), "kind": "probe.ingest",
+            "beat": time.time()}
+    old = {**beat, "hostname": "cli-dead@host", "job": None, "beat": time.time() - 600}
+    redis_client.hset(WORKERS_KEY, mapping={"cli-alive@host|1": orjson.dumps(beat), "cli-dead@host|1": orjson.dumps(old)})
+    try:
+        r = run("ops", "status", "--tenant", tenant)
+        assert r.exit_code == 0, r.output
+        assert "alive  cli-alive@host" in r.output and "DEAD   cli-dead@host" in r.output
+        line = next(line for line in r.output.splitlines() if str(job_id) in line and "%" in line)
+        assert "[#######" in line and "25.0% 30/120" in line
+        assert any(line.strip().startswith("ingest") and "running=1" in line for line in r.output.splitlines())
+    finally:
+        redis_client.hdel(WORKERS_KEY, "cli-alive@host|1", "cli-dead@host|1")
+        with session_scope(real_sessions) as s:
+            jobs.cancel(s, job_id)

@@ -8,7 +8,7 @@ from flask import Blueprint
 
 from models.digit import store as digit
 from models.jobs import first_errors
-from web import context, db
+from web import context, db, devices
 from web.digit.auth import authenticate, require_tenant, require_writer
 from web.digit.envelope import (
     check_document, digit_error, read_envelope, required_text, response_info, sync_time, text_field,
@@ -54,6 +54,8 @@ def create():
     campaign = required_text(sync, "campaignId")
     reference = required_text(sync, "file", max_length=2048)
     require_tenant(principal, tenant)
+    devices.seen(dialect="digit", tenant_id=tenant, client_id=principal.username, activity="push",
+                 app_version=devices.header("x-app-version"))
     file_id = file_id_from_reference(reference)
     session = db.session()
     stored = digit.get_file(session, file_id)
@@ -114,6 +116,8 @@ def forms():
     tenant = required_text(sync, "tenantId", max_length=128)
     campaign = required_text(sync, "campaignId")
     require_tenant(principal, tenant)
+    devices.seen(dialect="digit", tenant_id=tenant, client_id=principal.username, activity="pull",
+                 app_version=devices.header("x-app-version"))
     sync_all = sync.get("syncAll")
     if sync_all is not None and not isinstance(sync_all, bool):
         raise digit_error("JsonMappingException", "sync.syncAll must be true or false")

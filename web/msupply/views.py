@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, request
 from models.engine import get_record
 from models.msupply import NAMESPACE, SERVER_SITE_ID
 from models.msupply import store as msupply
-from web import context, db
+from web import context, db, devices
 from web.errors import BadRequest
 from web.inputs import query_text
 from web.jsonbody import read_json
@@ -27,8 +27,11 @@ def _v1map():
     return current_app.extensions["msupply_v1map"]
 
 
-def _site(version: int) -> msupply.Site:
+def _site(version: int, activity: str | None = None) -> msupply.Site:
     site = authenticate_site(version)
+    if activity is not None:  # a device is its site (one satellite server)
+        devices.seen(dialect="msupply", tenant_id=site.tenant_id, client_id=site.name, activity=activity,
+                     app_version=devices.header("app-version", "msupply-app-version"))
     check_route(site)
     return site
 
@@ -41,7 +44,7 @@ def count(version: int):
 
 @bp.get("/queued_records")
 def pull(version: int):
-    site = _site(version)
+    site = _site(version, "pull")
     limit = wire.parse_limit(request.args.get("limit"))
     sync_id = query_text("sync_id", wire.MAX_SYNC_ID)
     rows = msupply.queue_head(db.session(), site.tenant_id, site.site_id, limit=1 if sync_id else limit,
@@ -64,9 +67,11 @@ def push(version: int):
     """Store the batch durably, run it through the engine as one job (keyed by its SyncIDs so a resend
     is the same job), wait a bounded time for it, and answer {} either way: stored records are never
     reported as an error."""
-    site = _site(version)
+    site = _site(version, "push")
     records = wire.push_records(read_json(), version, _v1map(),
                                 max_records=context.settings().max_records_per_push)
+    devices.seen(dialect="msupply", tenant_id=site.tenant_id, client_id=site.name, activity="push",
+                 records=len(records), app_version=devices.header("app-version", "msupply-app-version"))
     if not records:
         return json_response({})
     session = db.session()

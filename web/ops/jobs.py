@@ -10,8 +10,8 @@ from models.jobs import first_errors
 from models.tables import Job, JobRecordError
 from web import db
 from web.auth import current_principal, require
-from web.errors import BadRequest, NotFound
-from web.inputs import INT64_MAX
+from web.errors import NotFound
+from web.ops.schemas import JobErrorsQuery, load
 
 bp = Blueprint("ops_jobs", __name__)
 
@@ -71,14 +71,8 @@ def get_job(job_id: str):
 @require()
 def job_errors(job_id: str):
     job = load_job(job_id)
-    try:
-        limit = int(request.args.get("limit", 100))
-        after = int(request.args.get("after", -1))
-    except ValueError:  # not a number, or more digits than Python converts
-        raise BadRequest("limit and after must be integers") from None
-    if not -INT64_MAX - 1 <= after <= INT64_MAX:
-        raise BadRequest("after must fit in a 64-bit integer")
-    limit = max(1, min(MAX_PAGE, limit))
+    query = load(JobErrorsQuery(), request.args)  # integers within 64 bits, or a 400
+    limit, after = max(1, min(MAX_PAGE, query["limit"])), query["after"]
     rows = db.session().execute(
         select(JobRecordError).where(JobRecordError.job_id == job.id, JobRecordError.id > after)
         .order_by(JobRecordError.id).limit(limit + 1)).scalars().all()

@@ -10,6 +10,7 @@ from models.synkronus.store import advance_cursor, pull_page
 from models.tables import TERMINAL_STATUSES
 from web import context, db
 from web.auth import current_principal, require
+from web.devices import header, seen
 from web.errors import BadRequest, Conflict, TooLarge
 from web.inputs import bounded_int, clean_text, query_text
 from web.jsonbody import body_bytes, read_json_object
@@ -27,6 +28,11 @@ MAX_SCHEMA_TYPES = 100
 
 def _json_response(body: bytes, status: int = 200):
     return current_app.response_class(body, status=status, mimetype="application/json")
+
+
+def _app_version() -> str | None:
+    """The client app's version, from the headers Formulus-style clients send."""
+    return header("x-app-version", "x-formulus-version")
 
 
 @bp.get("/api/versions")
@@ -48,6 +54,8 @@ def push():
     cap = context.settings().max_records_per_push
     if len(records) > cap:
         raise TooLarge(f"a push may carry at most {cap} records; split the batch", code="too_many_records")
+    seen(dialect="synkronus", tenant_id=current_principal().tenant_id, client_id=client_id, activity="push",
+         records=len(records), app_version=_app_version())
 
     principal = current_principal()
     try:
@@ -136,6 +144,7 @@ def pull():
 
     principal = current_principal()
     tenant = principal.tenant_id
+    seen(dialect="synkronus", tenant_id=tenant, client_id=client_id, activity="pull", app_version=_app_version())
     session = db.session()
     counter, rows = pull_page(session, tenant, since=since_version, limit=limit + 1,
                               record_types=sorted(types) or None)
@@ -146,6 +155,8 @@ def pull():
     if not has_more:
         advance_cursor(session, tenant, client_id, current)
         db.commit()
+    seen(dialect="synkronus", tenant_id=tenant, client_id=client_id, activity="pull", app_version=_app_version(),
+         pulled_version=change_cutoff if has_more else current)
     parts = [b'{"current_version":', str(current).encode(), b',"records":[',
              ",".join(row.json for row in rows).encode(),
              b'],"change_cutoff":', str(change_cutoff).encode(), b',"has_more":',

@@ -1,0 +1,149 @@
+"""/openapi.json: fieldsync's own API (jobs, ops console, health, metrics), generated with apispec from
+the marshmallow schemas in web.ops.schemas that also validate those requests; /ops/api-docs shows it as
+a page. The dialects' APIs follow their upstream descriptions and are not listed here."""
+from __future__ import annotations
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Blueprint, current_app, jsonify, render_template
+
+from web.ops import schemas
+
+bp = Blueprint("ops_docs", __name__, template_folder="templates")
+
+BEARER = [{"bearerAuth": []}]
+SESSION = [{"opsSession": []}]
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+
+
+def _answer(description, schema=None, media="application/json"):
+    body = {"description": description}
+    if schema is not None:
+        body["content"] = {media: {"schema": schema}}
+    return body
+
+
+ERRORS = {"400": _answer("invalid input (the fields named)", "Problem"),
+          "401": _answer("not signed in / no valid token"), "404": _answer("unknown, or another tenant's")}
+
+
+def _page(summary, description=""):
+    return {"summary": summary, "description": description, "security": SESSION,
+            "responses": {"200": _answer("an HTML page", {"type": "string"}, "text/html"),
+                          "302": _answer("to the sign-in form, without a session")}}
+
+
+def _form(schema, summary, description, answer="ActionOut"):
+    return {"summary": summary, "description": description, "security": SESSION,
+            "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": schema}}},
+            "responses": {"303": _answer("back to the job's page"),
+                          "200": _answer("with `Accept: application/json`", answer),
+                          "400": _answer("a missing or wrong CSRF token, or invalid fields"), **ERRORS}}
+
+
+def paths() -> dict[str, dict]:
+    """OpenAPI paths of every non-dialect route, keyed by the Flask rule."""
+    return {
+        "/health": {"get": {"summary": "Health of PostgreSQL and Redis (public; Synkronus 1.0.3 shape)",
+                            "responses": {"200": _answer("all reachable", "Health"),
+                                          "503": _answer("a server is unreachable", "Health")}}},
+        "/version": {"get": {"summary": "Server, database and build versions (public)",
+                             "responses": {"200": _answer("versions", {"type": "object"})}}},
+        "/jobs/<job_id>": {"get": {"summary": "A job's status, progress, counts and first per-record errors",
+                                   "security": BEARER, "parameters": [JOB_ID],
+                                   "responses": {"200": _answer("the job", "JobOut"), **ERRORS}}},
+        "/jobs/<job_id>/errors": {"get": {"summary": "All per-record errors of a job, paged",
+                                          "security": BEARER, "parameters": [JOB_ID, {"in": "query", "schema": "JobErrorsQuery"}],
+                                          "responses": {"200": _answer("a page", "JobErrorsPage"), **ERRORS}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics (needs METRICS_TOKEN as a bearer token)",
+                             "security": [{"metricsToken": []}],
+                             "responses": {"200": _answer("text exposition format", {"type": "string"}, "text/plain"),
+                                           "401": _answer("no or wrong token"),
+                                           "404": _answer("METRICS_TOKEN is not set")}}},
+        "/openapi.json": {"get": {"summary": "This description", "responses": {"200": _answer("OpenAPI 3", {"type": "object"})}}},
+        "/ops/api-docs": {"get": {"summary": "This description as a page",
+                                  "responses": {"200": _answer("HTML", {"type": "string"}, "text/html")}}},
+        "/ops/login": {
+            "get": {"summary": "The sign-in form", "responses": {"200": _answer("HTML", {"type": "string"}, "text/html")}},
+            "post": {"summary": "Sign in with an admin account (sets the session cookie)",
+                     "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": "LoginForm"}}},
+                     "responses": {"303": _answer("signed in: to `next` or the overview"),
+                                   "400": _answer("missing fields or CSRF token", "Problem"),
+                                   "401": _answer("wrong user name or password"), "403": _answer("not an admin"),
+                                   "429": _answer("too many failures (Retry-After)")}}},
+        "/ops/logout": {"post": {"summary": "Sign out", "security": SESSION,
+                                 "responses": {"303": _answer("to the sign-in form")}}},
+        "/ops/": {"get": _page("Overview: workers, queues, running jobs, failures, records per minute")},
+        "/ops/api/overview": {"get": {"summary": "The overview's data (polled by the page)", "security": SESSION,
+                                      "responses": {"200": _answer("overview", "Overview"), **ERRORS}}},
+        "/ops/jobs": {"get": {**_page("Jobs, filtered"), "parameters": [{"in": "query", "schema": "JobFilterQuery"}]}},
+        "/ops/api/jobs": {"get": {"summary": "Jobs, filtered, newest first (keyset `before`)", "security": SESSION,
+                                  "parameters": [{"in": "query", "schema": "JobFilterQuery"}],
+                                  "responses": {"200": _answer("jobs", "JobList"), **ERRORS}}},
+        "/ops/jobs/<job_id>": {"get": {**_page("A job, its progress live, its errors and controls"), "parameters": [JOB_ID]}},
+        "/ops/api/jobs/<job_id>": {"get": {"summary": "A job (polled by its page)", "security": SESSION,
+                                           "parameters": [JOB_ID], "responses": {"200": _answer("the job", "JobOut"), **ERRORS}}},
+        "/ops/jobs/<job_id>/failed.csv": {"get": {"summary": "Every refused record of the job as CSV",
+                                                  "security": SESSION, "parameters": [JOB_ID],
+                                                  "responses": {"200": _answer("position, record_id, code, message, path, record",
+                                                                               {"type": "string"}, "text/csv"), **ERRORS}}},
+        "/ops/jobs/<job_id>/cancel": {"post": {**_form("CancelForm", "Cancel a QUEUED or RUNNING job",
+                                                      "A running job stops at its next chunk boundary, keeping what it committed."),
+                                               "parameters": [JOB_ID]}},
+        "/ops/jobs/<job_id>/retry": {"post": {**_form("RetryForm", "Retry a FAILED job",
+                                                     "One more attempt of the same job from its checkpoint; idempotent."),
+                                              "parameters": [JOB_ID]}},
+        "/ops/devices": {"get": {**_page("Devices"), "parameters": [{"in": "query", "schema": "DeviceFilterQuery"}]}},
+        "/ops/api/devices": {"get": {"summary": "Devices (most recently seen first, or the silent ones)",
+                                     "security": SESSION, "parameters": [{"in": "query", "schema": "DeviceFilterQuery"}],
+                                     "responses": {"200": _answer("devices", "DeviceList"), **ERRORS}}},
+        "/ops/static/<path:filename>": {"get": {"summary": "The console's stylesheet and script",
+                                                "parameters": [{"name": "filename", "in": "path", "required": True,
+                                                                "schema": {"type": "string"}}],
+                                                "responses": {"200": _answer("the file"), "404": _answer("no such file")}}},
+    }
+
+
+def openapi_path(rule: str) -> str:
+    """A Flask rule as an OpenAPI path: `<job_id>` → `{job_id}`, `<path:filename>` → `{filename}`."""
+    import re
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+SCHEMAS = {name: getattr(schemas, name) for name in (
+    "JobOut", "JobErrorsPage", "JobList", "Overview", "DeviceList", "ActionOut", "Problem", "Health",
+    "JobErrorsQuery", "JobFilterQuery", "DeviceFilterQuery", "LoginForm", "RetryForm", "CancelForm")}
+
+
+def build_spec(version: str) -> dict:
+    spec = APISpec(title="fieldsync", version=version, openapi_version="3.0.3",
+                   plugins=[MarshmallowPlugin()],
+                   info={"description": "fieldsync's own API: jobs, the ops console, health and metrics. "
+                                        "The sync dialects (Synkronus, mSupply, DIGIT) follow their upstream "
+                                        "descriptions and are not listed."})
+    spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    spec.components.security_scheme("opsSession", {"type": "apiKey", "in": "cookie", "name": "fieldsync_ops"})
+    spec.components.security_scheme("metricsToken", {"type": "http", "scheme": "bearer"})
+    for name, schema in SCHEMAS.items():
+        spec.components.schema(name, schema=schema)
+    for rule, operations in paths().items():
+        spec.path(path=openapi_path(rule), operations=operations)
+    return spec.to_dict()
+
+
+def _spec() -> dict:
+    cached = current_app.extensions.get("fieldsync_openapi")
+    if cached is None:
+        cached = build_spec(current_app.config["FIELDSYNC_SETTINGS"].server_version)
+        current_app.extensions["fieldsync_openapi"] = cached
+    return cached
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    return jsonify(_spec())
+
+
+@bp.get("/ops/api-docs")
+def docs_page():
+    return render_template("ops/api_docs.html", spec=_spec(), principal=None, page=None)

@@ -1,0 +1,214 @@
+"""marshmallow schemas of fieldsync's own (non-dialect) API: they validate requests at the edge (a bad
+value is a 400 naming the field, never a 500) and describe the answers in /openapi.json."""
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from models.tables import JOB_STATUSES
+from web.errors import BadRequest
+from web.inputs import INT64_MAX, text_problem
+
+TEXT_MAX = 128
+
+
+class CleanText(fields.String):
+    """Text PostgreSQL can store (no NUL, no lone surrogate) and at most `max_length` characters."""
+
+    def __init__(self, *args, max_length: int = TEXT_MAX, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_length = max_length
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        problem = text_problem(value, self.max_length)
+        if problem is not None:
+            raise ValidationError(problem[1])
+        return value
+
+
+def load(schema: Schema, data, *, code: str = "bad_request") -> dict:
+    """Validate `data` (a query string or a form) with `schema`; a 400 naming the bad fields."""
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        fields_named = sorted(exc.messages) if isinstance(exc.messages, dict) else []
+        raise BadRequest("invalid " + ", ".join(fields_named) if fields_named else "invalid request",
+                         code=code,
+                         fields={k: [str(m) for m in (v if isinstance(v, list) else [v])][:3]
+                                 for k, v in (exc.messages.items() if isinstance(exc.messages, dict) else [])}) from None
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+# --- requests -----------------------------------------------------------------------------------------
+
+class JobErrorsQuery(_Strict):
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=-INT64_MAX - 1, max=INT64_MAX),
+                           metadata={"description": "page size (clamped to 1..500)"})
+    after = fields.Integer(load_default=-1, validate=validate.Range(min=-INT64_MAX - 1, max=INT64_MAX),
+                           metadata={"description": "the `id` of the last error seen (from `next`)"})
+
+
+class JobFilterQuery(_Strict):
+    status = fields.String(load_default=None, validate=validate.OneOf(JOB_STATUSES))
+    kind = CleanText(load_default=None, max_length=64)
+    tenant = CleanText(load_default=None, metadata={"description": "a tenant and the tenants below it"})
+    since = fields.AwareDateTime(load_default=None, default_timezone=None,
+                                 metadata={"description": "created at or after (ISO 8601 with a zone)"})
+    until = fields.AwareDateTime(load_default=None, metadata={"description": "created before"})
+    before = fields.AwareDateTime(load_default=None, metadata={"description": "keyset: created before this"})
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class DeviceFilterQuery(_Strict):
+    tenant = CleanText(load_default=None)
+    dialect = CleanText(load_default=None, max_length=32)
+    silent = fields.Boolean(load_default=False, metadata={"description": "only devices silent for more "
+                                                                         "than OPS_SILENT_DAYS"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=200))
+
+
+class LoginForm(_Strict):
+    username = CleanText(required=True, validate=validate.Length(min=1))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=4096))
+    next = fields.String(load_default=None, validate=validate.Length(max=512))
+
+
+class RetryForm(_Strict):
+    attempts = fields.Integer(required=True, validate=validate.Range(min=0, max=2 ** 31 - 1),
+                              metadata={"description": "the attempt count shown with the failure (makes a "
+                                                       "repeated retry a no-op)"})
+
+
+class CancelForm(_Strict):
+    pass
+
+
+# --- answers ------------------------------------------------------------------------------------------
+
+class Progress(Schema):
+    done = fields.Integer()
+    total = fields.Integer(allow_none=True)
+    percent = fields.Float(allow_none=True)
+
+
+class JobErrorOut(Schema):
+    position = fields.Integer()
+    record_id = fields.String(allow_none=True)
+    code = fields.String()
+    message = fields.String()
+    path = fields.String(allow_none=True)
+    severity = fields.String(validate=validate.OneOf(("error", "warning")))
+
+
+class JobError(Schema):
+    code = fields.String()
+    detail = fields.String()
+
+
+class JobOut(Schema):
+    id = fields.UUID()
+    kind = fields.String()
+    queue = fields.String()
+    tenant = fields.String()
+    status = fields.String(validate=validate.OneOf(JOB_STATUSES))
+    progress = fields.Nested(Progress)
+    counts = fields.Dict()
+    attempts = fields.Integer()
+    max_attempts = fields.Integer()
+    error = fields.Nested(JobError, allow_none=True)
+    created_at = fields.DateTime()
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+    updated_at = fields.DateTime()
+    created_by = fields.String(allow_none=True)
+    first_errors = fields.List(fields.Nested(JobErrorOut))
+    errors_url = fields.String()
+
+
+class JobErrorsPage(Schema):
+    job_id = fields.UUID()
+    errors = fields.List(fields.Nested(JobErrorOut))
+    has_more = fields.Boolean()
+    next = fields.String()
+
+
+class JobList(Schema):
+    jobs = fields.List(fields.Nested(JobOut))
+    next = fields.String(allow_none=True)
+
+
+class WorkerOut(Schema):
+    hostname = fields.String()
+    alive = fields.Boolean()
+    queues = fields.List(fields.String())
+    processes = fields.Integer()
+    jobs = fields.List(fields.Dict())
+    last_beat = fields.Float(metadata={"description": "epoch seconds"})
+    age = fields.Float(metadata={"description": "seconds since the last heartbeat"})
+
+
+class QueueOut(Schema):
+    queue = fields.String()
+    queued = fields.Integer()
+    running = fields.Integer()
+    oldest_queued_at = fields.DateTime(allow_none=True)
+    oldest_age_seconds = fields.Float(allow_none=True)
+    broker_waiting = fields.Integer(allow_none=True)
+
+
+class Overview(Schema):
+    workers = fields.List(fields.Nested(WorkerOut))
+    queues = fields.List(fields.Nested(QueueOut))
+    running = fields.List(fields.Nested(JobOut))
+    failures_24h = fields.Integer()
+    recent_failures = fields.List(fields.Nested(JobOut))
+    applied_per_minute = fields.List(fields.List(fields.Integer()))
+    devices = fields.Dict()
+    heartbeat_timeout_seconds = fields.Float()
+    redis_ok = fields.Boolean(metadata={"description": "false: Redis was unreachable (workers and rates unknown)"})
+    scope = fields.String(allow_none=True, metadata={"description": "the tenant subtree shown (null: all)"})
+    generated_at = fields.DateTime()
+
+
+class DeviceOut(Schema):
+    tenant = fields.String()
+    dialect = fields.String()
+    client_id = fields.String()
+    app_version = fields.String(allow_none=True)
+    last_seen_at = fields.DateTime()
+    last_push_at = fields.DateTime(allow_none=True)
+    last_pull_at = fields.DateTime(allow_none=True)
+    last_error = fields.String(allow_none=True)
+    last_error_at = fields.DateTime(allow_none=True)
+    records_pushed = fields.Integer()
+    pushes = fields.Integer()
+    pulls = fields.Integer()
+    silent = fields.Boolean()
+
+
+class DeviceList(Schema):
+    devices = fields.List(fields.Nested(DeviceOut))
+    silent_days = fields.Integer()
+
+
+class ActionOut(Schema):
+    id = fields.UUID()
+    status = fields.String()
+    changed = fields.Boolean()
+
+
+class Problem(Schema):
+    error = fields.String()
+    message = fields.String()
+
+
+class Health(Schema):
+    status = fields.String()
+    timestamp = fields.String()
+    version = fields.String()
+    error = fields.String()
+    failing = fields.List(fields.String())
