@@ -35,3 +35,8 @@ def after_apply_hooks(settings) -> dict[str, list[AfterApply]]:
         for namespace, found in declare(settings).items():
             hooks.setdefault(namespace, []).extend(found)
     return hooks
+
+
+def namespaces(names: Iterable[str]) -> list[str]:
+    """The record namespaces of the named dialects (each dialect's NAMESPACE), in the order given."""
+    return [importlib.import_module(f"models.{name}").NAMESPACE for name in names]
