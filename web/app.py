@@ -11,6 +11,7 @@ from models.dialects import after_apply_hooks
 from web import auth, db
 from web.dialects import register_all
 from web.errors import install_error_handlers
+from web.exports import bp as exports_bp
 from web.ops.health import bp as health_bp
 from web.ops.jobs import bp as jobs_bp
 from workers.runtime import redis_client as make_redis
@@ -50,6 +51,7 @@ def create_app(settings: Settings, *, session_factory: sessionmaker | None = Non
 
     app.register_blueprint(health_bp)
     app.register_blueprint(jobs_bp)
+    app.register_blueprint(exports_bp)
     register_all(app, settings.dialects)
 
     @app.after_request

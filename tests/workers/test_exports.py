@@ -117,7 +117,7 @@ def test_partition_by_day_and_none(real_sessions, tenant, tmp_path):
     by_day = run(real_sessions, tenant, tmp_path / "d", partition_by=("record_type", "day"))
     assert [f["path"] for f in by_day["files"]] == ["survey/2024-03-01.parquet", "survey/2024-03-02.parquet",
                                                     "x_y/2024-03-02.parquet"]
-    flat = run(real_sessions, tenant, tmp_path / "n", partition_by=())
+    run(real_sessions, tenant, tmp_path / "n", partition_by=())
     frame, _ = read_both(tmp_path / "n" / "records.parquet")
     assert frame.height == 3 and {"data_v", "data_w"} <= set(frame.columns)
 
