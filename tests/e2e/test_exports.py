@@ -258,3 +258,41 @@ def test_a_paused_schedule_does_not_fire(celery_app, tenant, real_sessions):
         s.get(ExportSchedule, sid).paused = True
     assert schedule_exports(celery_app.runtime, celery_app, now=now) == 0
     assert _schedule(real_sessions, sid).last_job_id is None
+
+
+def test_a_run_missed_while_the_scheduler_was_down_runs_once_on_start(live_worker, tenant, real_sessions, settings):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, worker_env
+    put(real_sessions, tenant["name"], [{"key": "m", "data": {"v": 1}}])
+    target = f"missed-{uuid.uuid4().hex[:6]}"
+    sid = _make_schedule(real_sessions, tenant["name"], target,
+                         next_run_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    env = worker_env(settings)
+    env["SWEEP_INTERVAL_SECONDS"] = "0.5"
+    log = open(settings.data_dir / f"scheduler-{uuid.uuid4().hex[:6]}.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "web.cli", "scheduler"], env=env, cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        job_id = wait_for(lambda: _schedule(real_sessions, sid).last_job_id, 60, message="the missed run")
+        wait_for(lambda: _job(real_sessions, job_id).status == "COMPLETED", 60, message=live_worker.tail())
+        import time
+        time.sleep(2)  # a few more scheduler periods: the missed runs do not pile up
+        with session_scope(real_sessions) as s:
+            runs = s.query(Job).filter(Job.params["schedule_id"].astext == str(sid)).count()
+        assert runs == 1
+        after = _schedule(real_sessions, sid)
+        assert after.next_run_at > dt.datetime.now(dt.timezone.utc)
+        landed = [p for p in (settings.export_root / target).iterdir()]
+        assert len(landed) == 1 and (landed[0] / "manifest.json").is_file()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        log.close()
