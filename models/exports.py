@@ -123,7 +123,8 @@ def file_select(scope: Scope, *, fixed: list[tuple[str, str]], keys: list[tuple[
         sql_where += (" AND created_at >= CAST(%(day)s AS timestamp) AT TIME ZONE 'UTC'"
                       " AND created_at < (CAST(%(day)s AS timestamp) + interval '1 day') AT TIME ZONE 'UTC'")
         params["day"] = day
-    sql = f"SELECT {', '.join(columns) or '1'} FROM records WHERE {sql_where} ORDER BY {order_by}"
+    listed = ", ".join(f"{expr} AS c{i}" for i, expr in enumerate(columns)) or "1"
+    sql = f"SELECT {listed} FROM records WHERE {sql_where} ORDER BY {order_by}"
     return sql, params
 
 
