@@ -76,3 +76,39 @@ def test_a_killed_export_worker_leaves_nothing_half_written(settings, engine, re
         assert frame["_key"].n_unique() == frame.height
         total += frame.height
     assert total == ROWS
+
+
+def test_a_full_disk_fails_the_export_clearly_and_leaves_nothing(settings, engine, real_sessions, celery_app,
+                                                                 tmp_path):
+    """The export volume is a 1 MiB tmpfs (skipped where mounting is not allowed): ENOSPC mid-export."""
+    import subprocess
+    import pytest
+    volume = tmp_path / "full"
+    volume.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(volume)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        tenant = f"full-{uuid.uuid4().hex[:6]}"
+        with session_scope(real_sessions) as s:
+            ensure_tenant(s, tenant)
+            apply_chunk(s, tenant_id=tenant, namespace="synkronus", records=[
+                Incoming(position=i, key=f"k{i}", record_type="t", data={"s": uuid.uuid4().hex * 8, "i": i})
+                for i in range(20_000)])
+        small = settings.replace(data_dir=volume)
+        worker = WorkerProcess(small, queues=("exports",), concurrency=1).start()
+        try:
+            with session_scope(real_sessions) as s:
+                job, _ = submit_export(s, celery_app, tenant_id=tenant, created_by="t",
+                                       spec={"namespace": "synkronus", "record_types": [], "since_version": 0,
+                                             "until": None, "partition_by": ["record_type"]})
+            wait_for(lambda: _job(real_sessions, job.id).status in ("COMPLETED", "FAILED"), 60,
+                     message=worker.tail())
+        finally:
+            worker.stop()
+        done = _job(real_sessions, job.id)
+        assert done.status == "FAILED" and done.error_code == "disk_full"
+        assert "no space left" in done.error_detail
+        assert list((volume / "exports").iterdir()) == []  # nothing partial left
+    finally:
+        subprocess.run(["umount", str(volume)], capture_output=True)
