@@ -446,7 +446,8 @@ def run_export(ctx):
     params = ctx.job.params
     scope = scope_of(ctx.job.tenant_id, params)
     final = run_dir(settings, ctx.job.id)
-    tmp = final.parent / f".tmp-{ctx.job.id}"
+    # one temp directory per attempt: a delivery that lost its lease and still runs cannot touch this one's
+    tmp = final.parent / f".tmp-{ctx.job.id}-{ctx.job.attempts}"
     schedule_id = params.get("schedule_id")
     with ctx.session() as session:
         job = session.get(Job, ctx.job.id)
@@ -459,12 +460,13 @@ def run_export(ctx):
             manifest = orjson.loads((final / MANIFEST).read_bytes())
             schemas = manifest.get("schemas_by_group", {})
         else:
-            shutil.rmtree(tmp, ignore_errors=True)
+            for stale in final.parent.glob(f".tmp-{ctx.job.id}-*"):  # left by a killed earlier attempt
+                shutil.rmtree(stale, ignore_errors=True)
             tmp.mkdir(parents=True)
             result = export_files(ctx.runtime.sessions(), scope, ENGINE_LAYOUT, params.get("partition_by") or [],
                                   tmp, max_columns=settings.export_max_columns,
                                   row_group_rows=settings.export_row_group_rows, previous=previous,
-                                  progress=_job_progress(ctx))
+                                  progress=job_progress(ctx))
             schemas = result["schemas"]
             manifest = manifest_of(result, job_id=ctx.job.id, tenant_id=ctx.job.tenant_id, scope=scope,
                                    spec=_spec_of(params), created_at=created_text,
@@ -507,7 +509,9 @@ def _uuid(value):
     return parse_uuid(value)
 
 
-def _job_progress(ctx, every: float = 1.0):
+def job_progress(ctx, every: float = 1.0):
+    """A progress callback for export_files: the job's progress at most every `every` seconds (which also
+    renews its lease), a heartbeat in between."""
     state = {"at": 0.0}
     heartbeat = ctx.heartbeat()
 
@@ -522,11 +526,13 @@ def _job_progress(ctx, every: float = 1.0):
     return report
 
 
-_RUN_NAME = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
+_RUN_NAME = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{8}$")
 
 
 def run_name(created: dt.datetime, job_id) -> str:
-    return f"{created.astimezone(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{str(job_id)[:8]}"
+    """A landed run's directory: the job's creation time (to the microsecond, so names sort as runs
+    were submitted) and the start of its id."""
+    return f"{created.astimezone(dt.timezone.utc):%Y%m%dT%H%M%S.%fZ}-{str(job_id)[:8]}"
 
 
 def land(settings, target: str, source: Path, manifest: dict, name: str, retention: int) -> Path:

@@ -10,7 +10,7 @@ from models.exports import Scope
 from models.synkronus import NAMESPACE
 from models.synkronus.store import EXPORT_COLUMNS, EXPORT_ORDER
 from workers.errors import JobFailed
-from workers.exports import Layout, export_files, zip_dir
+from workers.exports import Layout, export_files, job_progress, zip_dir
 
 LAYOUT = Layout(fixed=EXPORT_COLUMNS, prefix="data_", null_is_a_type=True, live_only=True, order_by=EXPORT_ORDER)
 ZIP_TYPE = "application/zip"
@@ -20,15 +20,13 @@ def run_export_parquet(ctx):
     settings = ctx.settings
     scope = Scope(tenant_id=ctx.job.tenant_id, namespace=NAMESPACE, since=0, until=int(ctx.job.params["until"]),
                   live_only=True)
-    tmp = settings.export_dir / f".tmp-{ctx.job.id}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = settings.export_dir / f".tmp-{ctx.job.id}-{ctx.job.attempts}"
     try:
         tmp.mkdir(parents=True)
-        heartbeat = ctx.heartbeat()
         result = export_files(ctx.runtime.sessions(), scope, LAYOUT, ["record_type"], tmp,
                               max_columns=settings.export_max_columns,
                               row_group_rows=settings.export_row_group_rows,
-                              progress=lambda done, total: heartbeat())
+                              progress=job_progress(ctx))
         archive = tmp / "export.zip"
         zip_dir([(f["path"], tmp / f["path"]) for f in result["files"]], archive)
         with open(archive, "rb") as f:
