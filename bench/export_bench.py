@@ -1,7 +1,7 @@
 """Export benchmark: Parquet exports of 100k and 1M records through a real exports worker.
 
 For each size it loads N Synkronus observations (~0.75 KB `data`, 15 fields, 5 form types) straight into
-the records table of one tenant, then measures, on one `celery worker --queues exports --concurrency 1`:
+the records table of one tenant, then measures, on a fresh `celery worker --queues exports --concurrency 1` per size:
 
 - the engine export (POST /exports' job): rows/s and the worker's peak RSS;
 - the Synkronus ZIP (GET /dataexport/parquet's job): seconds and peak RSS;
@@ -167,12 +167,39 @@ def plain_queries(tenant: str) -> list[str]:
                        AND record_type = 'form_{k}' ORDER BY version""" for k in range(5)]
 
 
+def start_worker(env: dict, workdir: Path) -> subprocess.Popen:
+    """`celery worker --queues exports --concurrency 1`, as the Procfile's worker_exports runs it."""
+    log_path = workdir / f"worker-{uuid.uuid4().hex[:6]}.log"
+    log = open(log_path, "wb")
+    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.celery_main", "worker", "--queues",
+                               "exports", "--concurrency", "1", "--pool", "prefork", "--loglevel", "INFO",
+                               "--without-gossip", "--without-mingle", "--without-heartbeat", "--hostname",
+                               f"bench-{uuid.uuid4().hex[:6]}@%h"],
+                              env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    while b"ready." not in log_path.read_bytes():
+        if worker.poll() is not None:
+            raise SystemExit(log_path.read_text()[-3000:])
+        time.sleep(0.2)
+    time.sleep(1)
+    return worker
+
+
+def stop_worker(worker: subprocess.Popen) -> None:
+    os.killpg(worker.pid, 15)
+    try:
+        worker.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, 9)
+        worker.wait(10)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--database-url")
     ap.add_argument("--redis-url")
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--keep", action="store_true", help="keep the bench database")
+    ap.add_argument("--row-group-rows", type=int, default=None, help="EXPORT_ROW_GROUP_ROWS of the worker")
     ap.add_argument("--polars-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--uri", help=argparse.SUPPRESS)
     ap.add_argument("--queries", help=argparse.SUPPRESS)
@@ -212,23 +239,15 @@ def main() -> None:
         celery = make_celery(settings, Runtime(settings, sessions))
         env = dict(os.environ, DATABASE_URL=url, REDIS_URL=args.redis_url, FIELDSYNC_DATA_DIR=str(settings.data_dir),
                    JWT_SECRET=settings.jwt_secret, LOG_JSON="false", PYTHONPATH=str(ROOT))
-        log = open(workdir / "worker.log", "wb")
-        worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.celery_main", "worker", "--queues",
-                                   "exports", "--concurrency", "1", "--pool", "prefork", "--loglevel", "INFO", "--without-gossip",
-                                   "--without-mingle", "--without-heartbeat", "--hostname",
-                                   f"bench-{uuid.uuid4().hex[:6]}@%h"],
-                                  env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        while b"ready." not in (workdir / "worker.log").read_bytes():
-            if worker.poll() is not None:
-                raise SystemExit((workdir / "worker.log").read_text()[-3000:])
-            time.sleep(0.2)
-        time.sleep(1)
+        if args.row_group_rows:
+            env["EXPORT_ROW_GROUP_ROWS"] = str(args.row_group_rows)
         results = {}
         for n in [int(s) for s in args.sizes.split(",")]:
             tenant = f"bench{n}"
             t0 = time.perf_counter()
             load(url, tenant, n)
             print(f"--- {n:,} records (loaded in {time.perf_counter() - t0:.0f} s)")
+            worker = start_worker(env, workdir)  # a fresh worker per size: each peak is that size's own
             params = {"namespace": "synkronus", "record_types": [], "since_version": 0, "until": n + 1,
                       "partition_by": ["record_type"]}
             seconds, peak, result = run_job(settings, celery, sessions, worker.pid, tenant, EXPORT, params)
@@ -246,6 +265,8 @@ def main() -> None:
                   f"peak RSS {flat['peak_rss'] / MIB:.0f} MiB; export/raw ratio {rate / flat_rate:.2f}")
             print(f"raw polars+connectorx, data as JSON text: {plain_rate:,.0f} rows/s ({plain['seconds']:.1f} s), "
                   f"peak RSS {plain['peak_rss'] / MIB:.0f} MiB; export/raw ratio {rate / plain_rate:.2f}")
+            stop_worker(worker)
+            worker = None
             results[n] = {"rate": rate, "peak": peak, "zip_peak": zpeak}
             import shutil
             shutil.rmtree(settings.export_dir, ignore_errors=True)
@@ -258,11 +279,7 @@ def main() -> None:
         engine.dispose()
     finally:
         if worker is not None:
-            os.killpg(worker.pid, 15)
-            try:
-                worker.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, 9)
+            stop_worker(worker)
         if not args.keep:
             with admin.cursor() as cur:
                 cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))

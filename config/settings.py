@@ -69,7 +69,7 @@ class Settings:
     export_target_root: Path | None = None
     export_url_seconds: int = 3600
     export_max_columns: int = 1000
-    export_row_group_rows: int = 65_536
+    export_row_group_rows: int = 16_384
 
     # Web
     public_base_url: str | None = None

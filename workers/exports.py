@@ -300,6 +300,7 @@ def write_file(session, scope: store.Scope, layout: Layout, fp: FilePlan, dest: 
         producer.join()
     if failure:
         raise failure[0]
+    pa.default_memory_pool().release_unused()  # hand the file's buffers back before the next one
     sha, size = _digest(dest)
     return {"path": fp.path, "record_type": fp.record_type, "day": fp.day, "rows": rows, "bytes": size,
             "sha256": sha, "schema": schema_json(schema),
