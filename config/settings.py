@@ -69,6 +69,14 @@ class Settings:
     task_soft_time_limit: int = 3300
     task_time_limit: int = 3600
 
+    # Exports: schedules write only below export_target_root (None: <data_dir>/export-targets); download
+    # links stay valid export_url_seconds; a file flattens at most export_max_columns data keys (the rest
+    # go to one `data_json` column); rows per Parquet row group.
+    export_target_root: Path | None = None
+    export_url_seconds: int = 3600
+    export_max_columns: int = 1000
+    export_row_group_rows: int = 16_384
+
     # Web
     public_base_url: str | None = None
     log_level: str = "INFO"
@@ -97,6 +105,16 @@ class Settings:
         """Where every process of this deployment writes its metric files (prometheus_client's
         multiprocess mode), so that gunicorn workers and Celery children add up."""
         return self.metrics_dir if self.metrics_dir is not None else self.data_dir / "metrics"
+
+    @property
+    def export_dir(self) -> Path:
+        """Where export runs are written (one directory per run)."""
+        return self.data_dir / "exports"
+
+    @property
+    def export_root(self) -> Path:
+        """The only directory a schedule's target may be in."""
+        return self.export_target_root if self.export_target_root is not None else self.data_dir / "export-targets"
 
     def option(self, dialect: str, name: str, default: str | None = None) -> str | None:
         return (self.options.get(dialect) or {}).get(name, default)
@@ -176,6 +194,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sweep_interval_seconds=float(get("SWEEP_INTERVAL_SECONDS", Settings.sweep_interval_seconds)),
         requeue_after_seconds=float(get("REQUEUE_AFTER_SECONDS", Settings.requeue_after_seconds)),
         worker_concurrency=max(1, int(get("WORKER_CONCURRENCY", Settings.worker_concurrency))),
+        export_target_root=Path(get("EXPORT_TARGET_ROOT")) if get("EXPORT_TARGET_ROOT") else None,
+        export_url_seconds=int(get("EXPORT_URL_SECONDS", Settings.export_url_seconds)),
+        export_max_columns=max(1, int(get("EXPORT_MAX_COLUMNS", Settings.export_max_columns))),
+        export_row_group_rows=max(1, int(get("EXPORT_ROW_GROUP_ROWS", Settings.export_row_group_rows))),
         public_base_url=get("PUBLIC_BASE_URL"),
         ops_heartbeat_seconds=float(get("OPS_HEARTBEAT_SECONDS", Settings.ops_heartbeat_seconds)),
         ops_worker_timeout_seconds=float(get("OPS_WORKER_TIMEOUT_SECONDS", Settings.ops_worker_timeout_seconds)),

@@ -46,3 +46,8 @@ def searched_namespaces(settings) -> frozenset[str]:
     for name in settings.dialects:
         found.update(getattr(importlib.import_module(f"models.{name}"), "SEARCHED_NAMESPACES", ()))
     return frozenset(found)
+
+
+def namespaces(names: Iterable[str]) -> list[str]:
+    """The record namespaces of the named dialects (each dialect's NAMESPACE), in the order given."""
+    return [importlib.import_module(f"models.{name}").NAMESPACE for name in names]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from config.settings import ALL_QUEUES, QUEUE_INDEX
+from config.settings import ALL_QUEUES, QUEUE_EXPORTS, QUEUE_INDEX
 
 
 @dataclass(frozen=True)
@@ -19,5 +19,7 @@ class JobKind:
 
 
 INDEX = JobKind("engine.index", QUEUE_INDEX)
+# An analyst export of one namespace to Parquet files and a manifest (workers.exports).
+EXPORT = JobKind("engine.export", QUEUE_EXPORTS)
 # One probe per queue: an ops check that a worker for that queue is alive and progressing.
 PROBES = {queue: JobKind(f"probe.{queue}", queue) for queue in ALL_QUEUES}

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
 
-ROLES = ("read-only", "read-write", "admin")
+# analyst: reads exports and nothing else (web.auth lets it through only where a view names it)
+ROLES = ("read-only", "read-write", "admin", "analyst")
 JOB_STATUSES = ("QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
 TERMINAL_STATUSES = ("COMPLETED", "FAILED", "CANCELLED")
 
@@ -44,7 +45,7 @@ class User(Base):
     __table_args__ = (
         # Usernames are global: login carries no tenant, so a name must identify one user.
         UniqueConstraint("username"),
-        CheckConstraint("role IN ('read-only','read-write','admin')", name="role"),
+        CheckConstraint("role IN ('read-only','read-write','admin','analyst')", name="role"),
     )
 
 
@@ -139,3 +140,29 @@ class RefreshFamily(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     # a password change revokes all of a user's families
     __table_args__ = (Index("ix_refresh_families_user", "user_id"),)
+
+
+class ExportSchedule(Base):
+    """A recurring export: `spec` (as POST /exports takes it) run on `cron` (UTC) into `target`, a
+    directory below EXPORT_TARGET_ROOT (stored relative to it). `last_until_version` is where the last
+    completed run ended: the next run starts there. `schemas` keeps each file's column types from the
+    last run, so a type that changes is widened to utf8 and reported."""
+    __tablename__ = "export_schedules"
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), nullable=False)
+    name: Mapped[str] = mapped_column(String(128), nullable=False)
+    cron: Mapped[str] = mapped_column(String(128), nullable=False)
+    spec: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    target: Mapped[str] = mapped_column(Text, nullable=False)
+    retention: Mapped[int] = mapped_column(Integer, nullable=False, server_default="7")
+    paused: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    next_run_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    last_job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    last_until_version: Mapped[int | None] = mapped_column(BigInteger)
+    schemas: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    created_by: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = _now_col()
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name"),
+        Index("ix_export_schedules_due", "next_run_at", postgresql_where=text("NOT paused")),
+    )

@@ -12,6 +12,7 @@ from web import auth, db, devices
 from web.dialects import register_all
 from web.errors import install_error_handlers
 from web.ops import console, session as ops_session
+from web.exports import bp as exports_bp
 from web.ops.health import bp as health_bp
 from web.ops.jobs import bp as jobs_bp
 from web.ops.metrics import bp as metrics_bp
@@ -60,6 +61,7 @@ def create_app(settings: Settings, *, session_factory: sessionmaker | None = Non
     app.register_blueprint(jobs_bp)
     app.register_blueprint(metrics_bp)
     app.register_blueprint(docs_bp)
+    app.register_blueprint(exports_bp)
     console.register(app)
     core = set(app.blueprints)
     register_all(app, settings.dialects)

@@ -22,6 +22,9 @@ from web import db
 from web.errors import Forbidden, NotFound, Unauthorized, render
 
 ROLE_RANK = {"read-only": 0, "read-write": 1, "admin": 2}
+# An analyst reads exports and nothing else: it passes only a gate that names it (require(..., ANALYST)).
+ANALYST = "analyst"
+ANY_ROLE = ("read-only", "read-write", "admin", ANALYST)
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,13 @@ def current_principal() -> Principal:
     g.principal = _principal_of(current_user)
     if claims.get("type") != "access":
         raise Unauthorized("an access token is required")
+    _refuse_analyst(g.principal)
     return g.principal
+
+
+def _refuse_analyst(principal: Principal) -> None:
+    if principal.role == ANALYST and not g.get("analyst_allowed"):
+        raise Forbidden("an analyst may only read exports")
 
 
 def require(*roles: str):
@@ -179,6 +188,8 @@ def require(*roles: str):
     def wrap(view):
         @functools.wraps(view)
         def inner(*args, **kwargs):
+            if ANALYST in roles:
+                g.analyst_allowed = True
             principal = current_principal()
             if roles and principal.role not in roles:
                 raise Forbidden(f"this action needs the role {' or '.join(roles)}")
@@ -213,4 +224,5 @@ def principal_from_token(token: str) -> Principal:
     if not _version_matches(user, payload):
         raise Unauthorized("the token has been revoked")
     g.principal = _principal_of(user)
+    _refuse_analyst(g.principal)
     return g.principal

@@ -1,4 +1,4 @@
-"""The `fieldsync` command: serve, migrate, worker, scheduler, user and jobs administration."""
+"""The `fieldsync` command: serve, migrate, worker, scheduler, user, jobs and export administration."""
 from __future__ import annotations
 
 import sys
@@ -13,6 +13,7 @@ from models.ids import parse_uuid
 from web.clitools import cli_sessions as _sessions
 from web.clitools import cli_settings as _settings
 from web.dialects import cli_groups
+from web.exportcli import group as export_group
 
 
 @click.group()
@@ -95,7 +96,7 @@ def user():
 
 @user.command("create")
 @click.argument("username")
-@click.option("--role", type=click.Choice(["read-only", "read-write", "admin"]), default="read-write",
+@click.option("--role", type=click.Choice(["read-only", "read-write", "admin", "analyst"]), default="read-write",
               show_default=True)
 @click.option("--tenant", default="default", show_default=True)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
@@ -266,6 +267,7 @@ def ops_status(tenant):
     click.echo(f"FAILURES (24 h): {data['failures_24h']}    RECORDS APPLIED THIS MINUTE: {minute}    "
                f"DEVICES: {data['devices']['total']} ({data['devices']['silent']} silent)")
 
+main.add_command(export_group)
 
 for _group in cli_groups(load_settings().dialects):
     main.add_command(_group)

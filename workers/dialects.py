@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-from workers import builtin, index
+from workers import builtin, exports, index
 from workers.registry import Registry
 
 
@@ -13,6 +13,7 @@ def build_registry(settings) -> Registry:
     registry = Registry()
     builtin.register(registry, settings)
     index.register(registry, settings)
+    exports.register(registry, settings)
     for name in settings.dialects:
         importlib.import_module(f"workers.{name}").register(registry, settings)
     return registry

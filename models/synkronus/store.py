@@ -23,6 +23,22 @@ OBSERVATION_JSON = """version, (
     || ',"version":' || version::text || '}') AS json"""
 
 
+# The fixed columns of /dataexport/parquet, in order: (name, SQL, kind, nullable). synced_at as a pull
+# reports it; geolocation as stored (the real server's is always null, as push never stores it there).
+EXPORT_COLUMNS = (
+    ("observation_id", "record_key", "utf8", False),
+    ("form_type", "record_type", "utf8", False),
+    ("form_version", "schema_version", "utf8", False),
+    ("created_at", "fs_rfc3339(created_at)", "utf8", False),
+    ("updated_at", "fs_rfc3339(updated_at)", "utf8", False),
+    ("synced_at", "COALESCE(meta ->> 'synced_at', fs_rfc3339(updated_at))", "utf8", True),
+    ("deleted", "deleted", "bool", True),
+    ("version", "version", "int64", True),
+    ("geolocation", "geolocation::text", "utf8", True),
+)
+EXPORT_ORDER = "created_at, record_key"
+
+
 def client_cursor(session: Session, tenant_id: str, client_id: str) -> int | None:
     """The version of the client's last complete pull, or None when it never finished one."""
     return session.execute(text("SELECT pulled_version FROM client_cursors WHERE tenant_id = :t AND namespace = :n "

@@ -4,14 +4,14 @@ import importlib
 import pytest
 
 from config.settings import ALL_QUEUES, DIALECTS, Settings
-from models.kinds import INDEX, PROBES, JobKind
+from models.kinds import EXPORT, INDEX, PROBES, JobKind
 from workers.dialects import build_registry
 from workers.registry import Registry
 
 
 def test_every_declared_kind_is_registered():
     registry = build_registry(Settings())
-    declared = [INDEX, *PROBES.values()]
+    declared = [INDEX, EXPORT, *PROBES.values()]
     for name in DIALECTS:
         declared.extend(importlib.import_module(f"models.{name}").JOB_KINDS)
     assert sorted(k.name for k in registry.kinds()) == sorted(k.name for k in declared)

@@ -14,7 +14,7 @@ from models.msupply import store as msupply
 from models.tables import User
 from models.users import USERNAME_MAX, burn_time, get_by_username
 from web import context, db, throttle
-from web.errors import BadRequest, Conflict, TooManyRequests, Unauthorized
+from web.errors import BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized
 from web.inputs import clean_text
 
 HARDWARE_HEADER = "msupply-site-uuid"
@@ -118,4 +118,6 @@ def authenticate_user() -> User:
         _failed(account)
         raise Unauthorized("Invalid user name or password")
     _succeeded(account)
+    if user.role == "analyst":
+        raise Forbidden("an analyst may only read exports")
     return user

@@ -97,10 +97,60 @@ def paths() -> dict[str, dict]:
         "/ops/api/devices": {"get": {"summary": "Devices (most recently seen first, or the silent ones)",
                                      "security": SESSION, "parameters": [{"in": "query", "schema": "DeviceFilterQuery"}],
                                      "responses": {"200": _answer("devices", "DeviceList"), **ERRORS}}},
+        **_export_paths(),
         "/ops/static/<path:filename>": {"get": {"summary": "The console's stylesheet and script",
                                                 "parameters": [{"name": "filename", "in": "path", "required": True,
                                                                 "schema": {"type": "string"}}],
                                                 "responses": {"200": _answer("the file"), "404": _answer("no such file")}}},
+    }
+
+
+EXPORT_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+SCHEDULE_ID = {"name": "schedule_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+SIG = {"name": "sig", "in": "query", "required": True, "schema": {"type": "string"},
+       "description": "the signature of a download link handed out by GET /exports/{job_id}"}
+
+
+def _json_body(schema):
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _export_paths() -> dict[str, dict]:
+    """The analyst exports (admin or analyst; schedules: admin)."""
+    schedule = lambda summary, answer="ExportScheduleOut": {  # noqa: E731
+        "summary": summary, "security": BEARER, "parameters": [SCHEDULE_ID],
+        "responses": {"200": _answer("the schedule", answer), **ERRORS}}
+    download = {"security": [], "responses": {"200": _answer("the file", {"type": "string", "format": "binary"},
+                                                              "application/octet-stream"),
+                                              "404": _answer("unknown, another tenant's, or a bad or expired signature")}}
+    return {
+        "/exports": {
+            "post": {"summary": "Export a namespace's records as Parquet files with a manifest (a job on the exports queue)",
+                     "security": BEARER, "requestBody": _json_body("ExportSpecIn"),
+                     "responses": {"202": _answer("the export job (Location: its status)", "ExportOut"), **ERRORS}},
+            "get": {"summary": "The tenant's exports, newest first", "security": BEARER,
+                    "responses": {"200": _answer("exports", "ExportList"), **ERRORS}}},
+        "/exports/<job_id>": {"get": {"summary": "An export's status, progress, files and signed download links",
+                                      "security": BEARER, "parameters": [EXPORT_ID],
+                                      "responses": {"200": _answer("the export", "ExportOut"), **ERRORS}}},
+        "/exports/<job_id>/files/<path:name>": {"get": {
+            **download, "summary": "One file of a run (Parquet or manifest.json), by signed link",
+            "parameters": [EXPORT_ID, {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}, SIG]}},
+        "/exports/<job_id>/zip": {"get": {**download, "summary": "The whole run as one ZIP, by signed link",
+                                          "parameters": [EXPORT_ID, SIG]}},
+        "/export-schedules": {
+            "post": {"summary": "Schedule exports (cron, UTC); each run lands atomically in the target directory",
+                     "security": BEARER, "requestBody": _json_body("ExportScheduleIn"),
+                     "responses": {"201": _answer("the schedule", "ExportScheduleOut"),
+                                   "409": _answer("a schedule of that name exists"), **ERRORS}},
+            "get": {"summary": "The tenant's schedules", "security": BEARER,
+                    "responses": {"200": _answer("schedules", "ExportScheduleList"), **ERRORS}}},
+        "/export-schedules/<schedule_id>": {
+            "get": schedule("A schedule"),
+            "delete": {**schedule("Remove a schedule (its landed runs stay)"),
+                       "responses": {"204": _answer("removed"), **ERRORS}}},
+        "/export-schedules/<schedule_id>/pause": {"post": schedule("Pause a schedule")},
+        "/export-schedules/<schedule_id>/resume": {"post": schedule("Resume a schedule")},
     }
 
 
@@ -112,13 +162,14 @@ def openapi_path(rule: str) -> str:
 
 SCHEMAS = {name: getattr(schemas, name) for name in (
     "JobOut", "JobErrorsPage", "JobList", "Overview", "DeviceList", "ActionOut", "Problem", "Health",
-    "JobErrorsQuery", "JobFilterQuery", "DeviceFilterQuery", "LoginForm", "RetryForm", "CancelForm")}
+    "JobErrorsQuery", "JobFilterQuery", "DeviceFilterQuery", "LoginForm", "RetryForm", "CancelForm",
+    "ExportSpecIn", "ExportScheduleIn", "ExportOut", "ExportList", "ExportScheduleOut", "ExportScheduleList")}
 
 
 def build_spec(version: str) -> dict:
     spec = APISpec(title="fieldsync", version=version, openapi_version="3.0.3",
                    plugins=[MarshmallowPlugin()],
-                   info={"description": "fieldsync's own API: jobs, the ops console, health and metrics. "
+                   info={"description": "fieldsync's own API: jobs, exports, the ops console, health and metrics. "
                                         "The sync dialects (Synkronus, mSupply, DIGIT) follow their upstream "
                                         "descriptions and are not listed."})
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})

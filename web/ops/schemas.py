@@ -212,3 +212,77 @@ class Health(Schema):
     version = fields.String()
     error = fields.String()
     failing = fields.List(fields.String())
+
+
+# --- exports (web/exports.py): the request bodies, validated at the edge for their shape; the exporter's
+# own parse (workers.exports.parse_spec) then checks what needs the deployment (namespaces, the target root)
+
+class ExportSpecIn(Schema):
+    class Meta:
+        unknown = EXCLUDE
+    namespace = CleanText(required=True, max_length=32, metadata={"description": "a served dialect's namespace"})
+    record_types = fields.List(CleanText(max_length=256), allow_none=True, validate=validate.Length(max=1000))
+    since_version = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=0, max=INT64_MAX))
+    until = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=0, max=INT64_MAX),
+                           metadata={"description": "the last version included (default: the current one)"})
+    partition_by = fields.List(fields.String(validate=validate.OneOf(["record_type", "day"])), allow_none=True)
+    tenant = CleanText(allow_none=True, metadata={"description": "a tenant the caller may act in"})
+
+
+class ExportScheduleIn(Schema):
+    class Meta:
+        unknown = EXCLUDE
+    name = CleanText(required=True)
+    cron = CleanText(required=True, metadata={"description": "five-field cron, UTC"})
+    spec = fields.Nested(ExportSpecIn, required=True)
+    target = CleanText(required=True, max_length=4096,
+                       metadata={"description": "a directory under EXPORT_TARGET_ROOT where each run lands"})
+    retention = fields.Integer(strict=True, validate=validate.Range(min=1, max=1000), load_default=7)
+
+
+class ExportFileOut(Schema):
+    path = fields.String()
+    record_type = fields.String(allow_none=True)
+    day = fields.String(allow_none=True)
+    rows = fields.Integer()
+    bytes = fields.Integer()
+    sha256 = fields.String()
+    url = fields.String(metadata={"description": "signed, expiring download link"})
+
+
+class ExportOut(Schema):
+    id = fields.UUID()
+    kind = fields.String()
+    tenant = fields.String()
+    status = fields.String(validate=validate.OneOf(JOB_STATUSES))
+    progress = fields.Dict()
+    spec = fields.Dict()
+    schedule_id = fields.String(allow_none=True)
+    error = fields.Dict(allow_none=True)
+    status_url = fields.String()
+    files = fields.List(fields.Nested(ExportFileOut))
+    manifest_url = fields.String()
+    zip_url = fields.String()
+    urls_expire_at = fields.DateTime()
+
+
+class ExportList(Schema):
+    exports = fields.List(fields.Nested(ExportOut))
+
+
+class ExportScheduleOut(Schema):
+    id = fields.UUID()
+    name = fields.String()
+    tenant = fields.String()
+    cron = fields.String()
+    spec = fields.Dict()
+    target = fields.String()
+    retention = fields.Integer()
+    paused = fields.Boolean()
+    next_run_at = fields.DateTime(allow_none=True)
+    last_job_id = fields.String(allow_none=True)
+    last_until_version = fields.Integer(allow_none=True)
+
+
+class ExportScheduleList(Schema):
+    schedules = fields.List(fields.Nested(ExportScheduleOut))

@@ -7,9 +7,10 @@ from web.errors import register_renderer
 from web.synkronus import auth, users, views
 from web.synkronus import attachments
 from web.synkronus import app_bundles
+from web.synkronus import exports
 from web.synkronus.envelope import api_version_header, render_error
 
-BLUEPRINTS = (auth.bp, users.bp, views.bp, attachments.bp, app_bundles.bp, app_bundles.unmatched_bp)
+BLUEPRINTS = (auth.bp, users.bp, views.bp, attachments.bp, exports.bp, app_bundles.bp, app_bundles.unmatched_bp)
 
 
 def register(app: Flask) -> None:

@@ -1,13 +1,13 @@
 """ops console: devices, and the jobs indexes its lists use
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
