@@ -92,8 +92,16 @@ def install(app: Flask, settings) -> None:
 
 
 def _user_of(payload: dict) -> User | None:
+    """The token's user, loaded once per request (the revocation check and the user lookup both ask)."""
     user_id = parse_uuid(payload.get("sub"))
-    return db.session().get(User, user_id) if user_id is not None else None
+    if user_id is None:
+        return None
+    cached = g.get("fieldsync_token_user")
+    if cached is not None and cached[0] == user_id:
+        return cached[1]
+    user = db.session().get(User, user_id)
+    g.fieldsync_token_user = (user_id, user)
+    return user
 
 
 def _version_matches(user: User, payload: dict) -> bool:
