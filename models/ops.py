@@ -11,7 +11,7 @@ from sqlalchemy import Index, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from models.devices import Device
-from models.tables import Job, JobRecordError
+from models.tables import ExportSchedule, Job, JobRecordError
 from models.users import tenant_covers
 
 # Indexes the console's lists use (declared here, beside the queries that need them).
@@ -166,3 +166,11 @@ def pull_lag(session: Session) -> list[tuple[str, int, float, int]]:
          WHERE d.last_pulled_version IS NOT NULL
          GROUP BY d.dialect
     """))]
+
+
+def list_schedules(session: Session, scope: str | None, *, limit: int = PAGE_MAX) -> list[tuple]:
+    """Export schedules in the scope, by tenant and name, each with its last run's job (or None)."""
+    stmt = _where(select(ExportSchedule, Job).outerjoin(Job, Job.id == ExportSchedule.last_job_id),
+                  _subtree(ExportSchedule.tenant_id, scope))
+    return [tuple(row) for row in session.execute(
+        stmt.order_by(ExportSchedule.tenant_id, ExportSchedule.name).limit(limit))]

@@ -227,11 +227,19 @@ def get_schedule(schedule_id: str):
     return schedule_view(_schedule(schedule_id))
 
 
+def set_paused(found: ExportSchedule, paused: bool) -> None:
+    """Pause a schedule, or resume it from its next fire time after now (a resumed schedule does not
+    run the fires it missed while paused)."""
+    found.paused = paused
+    if not paused:
+        found.next_run_at = next_fire(found.cron, dt.datetime.now(dt.timezone.utc))
+
+
 @bp.post("/export-schedules/<schedule_id>/pause")
 @require("admin")
 def pause_schedule(schedule_id: str):
     found = _schedule(schedule_id)
-    found.paused = True
+    set_paused(found, True)
     db.commit()
     return schedule_view(found)
 
@@ -240,8 +248,7 @@ def pause_schedule(schedule_id: str):
 @require("admin")
 def resume_schedule(schedule_id: str):
     found = _schedule(schedule_id)
-    found.paused = False
-    found.next_run_at = next_fire(found.cron, dt.datetime.now(dt.timezone.utc))
+    set_paused(found, False)
     db.commit()
     return schedule_view(found)
 

@@ -209,3 +209,40 @@ def test_a_killed_worker_turns_red_within_the_timeout(signed_in, server, setting
         assert badge == ["dead", "rgb(207, 34, 46)"]
     finally:
         worker.stop()
+
+
+def test_an_export_schedule_is_paused_and_resumed_from_the_exports_page(signed_in, server, real_sessions):
+    import datetime as dt
+
+    from selenium.webdriver.common.by import By
+
+    from models import exports as store
+    from models.tables import ExportSchedule
+    browser = signed_in
+    name = f"nightly-<b>{uuid.uuid4().hex[:6]}</b>"
+    with session_scope(real_sessions) as s:
+        ensure_tenant(s, "browser")
+        schedule_id = store.create_schedule(
+            s, tenant_id="browser", name=name, cron="0 2 * * *", spec={"namespace": "synkronus.observations"},
+            target="nightly", retention=3, next_run_at=dt.datetime(2030, 1, 1, 2, tzinfo=dt.timezone.utc),
+            created_by="ops").id
+    browser.find_element(By.LINK_TEXT, "Exports").click()
+    wait_for(lambda: browser.current_url.endswith("/ops/exports"), 10, message="the exports page")
+    row = f'tr[data-schedule="{schedule_id}"]'
+
+    def state():
+        try:
+            return browser.find_element(By.CSS_SELECTOR, f"{row} td.state").text.strip()
+        except Exception:  # between the POST and the page it redirects to
+            return None
+    assert state() == "active"
+    assert name in browser.find_element(By.CSS_SELECTOR, row).text  # the name is text, not markup
+    browser.find_element(By.CSS_SELECTOR, f"{row} button.pause").click()
+    wait_for(lambda: state() == "paused", 10, message="paused on the page")
+    with session_scope(real_sessions) as s:
+        assert s.get(ExportSchedule, schedule_id).paused is True
+    browser.find_element(By.CSS_SELECTOR, f"{row} button.resume").click()
+    wait_for(lambda: state() == "active", 10, message="active again on the page")
+    with session_scope(real_sessions) as s:
+        resumed = s.get(ExportSchedule, schedule_id)
+        assert resumed.paused is False and resumed.next_run_at.year < 2030

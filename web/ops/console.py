@@ -16,9 +16,12 @@ from models import ops
 from models.ids import parse_uuid
 from models.jobs import cancel as cancel_job
 from models.jobs import first_errors
-from models.tables import Job
+from models.kinds import EXPORT
+from models.exports import get_schedule
+from models.tables import ExportSchedule, Job
 from models.users import burn_time, check_password, get_by_username
 from web import context, db, throttle
+from web import exports as exports_api
 from web.errors import ApiError, NotFound, TooManyRequests, default_renderer, register_renderer
 from web.ops import overview as overview_data
 from web.ops import schemas
@@ -289,6 +292,73 @@ def api_devices():
     _, rows = _devices()
     days = context.settings().ops_silent_days
     return {"devices": [device_view(d, days) for d in rows], "silent_days": days}
+
+
+# --- exports -------------------------------------------------------------------------------------------
+
+RECENT_EXPORTS = 20
+
+
+def schedule_console_view(schedule: ExportSchedule, last: Job | None) -> dict:
+    view = exports_api.schedule_view(schedule)
+    view["last_run"] = None if last is None else {
+        "job_id": str(last.id), "status": last.status, "finished_at": overview_data.iso(last.finished_at),
+        "error": last.error_code}
+    return view
+
+
+def _exports() -> dict:
+    principal = _principal()
+    session = db.session()
+    schedules = [schedule_console_view(s, last) for s, last in ops.list_schedules(session, scope(principal))]
+    recent = ops.list_jobs(session, scope(principal), kind=EXPORT.name, limit=RECENT_EXPORTS)
+    return {"schedules": schedules, "exports": [overview_data.job_summary(j) for j in recent]}
+
+
+@bp.get("/exports")
+@require_admin(page=True)
+def exports_page():
+    return render_template("ops/exports.html", principal=_principal(), page="exports", **_exports())
+
+
+@bp.get("/api/exports")
+@require_admin(page=False)
+def api_exports():
+    return _exports()
+
+
+def _load_schedule(schedule_id: str) -> ExportSchedule:
+    found = get_schedule(db.session(), parse_uuid(schedule_id))
+    if found is None or not _principal().may_act_in(found.tenant_id):
+        raise NotFound("no such export schedule")
+    return found
+
+
+def _schedule_action(schedule_id: str, paused: bool):
+    schemas.load(schemas.ScheduleForm(), request.form)
+    found = _load_schedule(schedule_id)
+    changed = found.paused != paused
+    if changed:
+        exports_api.set_paused(found, paused)
+    db.commit()
+    if request.accept_mimetypes.best == "application/json":
+        return {"id": str(found.id), "paused": found.paused, "next_run_at": overview_data.iso(found.next_run_at),
+                "changed": changed}
+    return redirect(url_for("ops_console.exports_page"), code=303)
+
+
+@bp.post("/exports/<schedule_id>/pause")
+@require_admin(page=False)
+def pause_schedule(schedule_id: str):
+    """No run starts while paused; a run in flight finishes."""
+    return _schedule_action(schedule_id, True)
+
+
+@bp.post("/exports/<schedule_id>/resume")
+@require_admin(page=False)
+def resume_schedule(schedule_id: str):
+    """The next run is the next fire time after now; runs missed while paused are not made up."""
+    return _schedule_action(schedule_id, False)
 
 
 # --- errors --------------------------------------------------------------------------------------------

@@ -33,10 +33,10 @@ def _page(summary, description=""):
                           "302": _answer("to the sign-in form, without a session")}}
 
 
-def _form(schema, summary, description, answer="ActionOut"):
+def _form(schema, summary, description, answer="ActionOut", back="the job's page"):
     return {"summary": summary, "description": description, "security": SESSION,
             "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": schema}}},
-            "responses": {"303": _answer("back to the job's page"),
+            "responses": {"303": _answer(f"back to {back}"),
                           "200": _answer("with `Accept: application/json`", answer),
                           "400": _answer("a missing or wrong CSRF token, or invalid fields"), **ERRORS}}
 
@@ -97,6 +97,17 @@ def paths() -> dict[str, dict]:
         "/ops/api/devices": {"get": {"summary": "Devices (most recently seen first, or the silent ones)",
                                      "security": SESSION, "parameters": [{"in": "query", "schema": "DeviceFilterQuery"}],
                                      "responses": {"200": _answer("devices", "DeviceList"), **ERRORS}}},
+        "/ops/exports": {"get": _page("Export schedules (pause, resume) and the latest export runs, live")},
+        "/ops/api/exports": {"get": {"summary": "The exports page's data (polled by the page)", "security": SESSION,
+                                     "responses": {"200": _answer("schedules and recent export jobs", "ConsoleExports"),
+                                                   **ERRORS}}},
+        "/ops/exports/<schedule_id>/pause": {"post": {
+            **_form("ScheduleForm", "Pause an export schedule", "No run starts while paused; a run in flight ends.",
+                    "ScheduleActionOut", "the exports page"), "parameters": [SCHEDULE_ID]}},
+        "/ops/exports/<schedule_id>/resume": {"post": {
+            **_form("ScheduleForm", "Resume an export schedule",
+                    "The next run is the next fire time after now; fires missed while paused are not made up.",
+                    "ScheduleActionOut", "the exports page"), "parameters": [SCHEDULE_ID]}},
         **_export_paths(),
         "/ops/static/<path:filename>": {"get": {"summary": "The console's stylesheet and script",
                                                 "parameters": [{"name": "filename", "in": "path", "required": True,
@@ -163,7 +174,8 @@ def openapi_path(rule: str) -> str:
 SCHEMAS = {name: getattr(schemas, name) for name in (
     "JobOut", "JobErrorsPage", "JobList", "Overview", "DeviceList", "ActionOut", "Problem", "Health",
     "JobErrorsQuery", "JobFilterQuery", "DeviceFilterQuery", "LoginForm", "RetryForm", "CancelForm",
-    "ExportSpecIn", "ExportScheduleIn", "ExportOut", "ExportList", "ExportScheduleOut", "ExportScheduleList")}
+    "ExportSpecIn", "ExportScheduleIn", "ExportOut", "ExportList", "ExportScheduleOut", "ExportScheduleList",
+    "ScheduleForm", "ConsoleExports", "ScheduleActionOut")}
 
 
 def build_spec(version: str) -> dict:

@@ -286,3 +286,31 @@ class ExportScheduleOut(Schema):
 
 class ExportScheduleList(Schema):
     schedules = fields.List(fields.Nested(ExportScheduleOut))
+
+
+class ScheduleForm(_Strict):
+    """Pause or resume a schedule from the console (the CSRF token travels in the same form)."""
+
+
+class ConsoleRun(Schema):
+    job_id = fields.UUID()
+    status = fields.String(validate=validate.OneOf(JOB_STATUSES))
+    finished_at = fields.DateTime(allow_none=True)
+    error = fields.String(allow_none=True)
+
+
+class ConsoleSchedule(ExportScheduleOut):
+    last_run = fields.Nested(ConsoleRun, allow_none=True)
+
+
+class ConsoleExports(Schema):
+    schedules = fields.List(fields.Nested(ConsoleSchedule))
+    exports = fields.List(fields.Dict(), metadata={"description": "the latest export jobs, newest first "
+                                                                  "(as in the jobs list)"})
+
+
+class ScheduleActionOut(Schema):
+    id = fields.UUID()
+    paused = fields.Boolean()
+    next_run_at = fields.DateTime(allow_none=True)
+    changed = fields.Boolean()

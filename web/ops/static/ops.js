@@ -126,8 +126,22 @@
     });
   }
 
+  function exportsPage(root) {
+    var base = root.dataset.jobUrl;
+    poll(root.dataset.source, function (d) {
+      fill(root.querySelector("#export-jobs tbody"), d.exports.map(function (j) {
+        var tr = row([link(base, j), j.tenant, el("span", j.status, "status"), bar(j), j.created_at, j.finished_at || "—",
+                      j.error ? j.error.code : ""], "status-" + j.status.toLowerCase());
+        tr.dataset.job = j.id;
+        return tr;
+      }), "No export has run.", 7);
+    });
+  }
+
   var o = document.getElementById("overview");
   if (o) overview(o);
   var j = document.getElementById("job");
   if (j) job(j);
+  var x = document.getElementById("exports");
+  if (x) exportsPage(x);
 })();
