@@ -8,8 +8,8 @@ from config.settings import Settings
 from models.blobs import BlobStore
 from models.db import engine_for, make_session_factory
 from models.dialects import after_apply_hooks
-from web import auth, db, devices
-from web.dialects import register_all
+from web import admin_users, auth, db, devices
+from web.dialects import own_apis, register_all
 from web.errors import install_error_handlers
 from web.ops import console, session as ops_session
 from web.exports import bp as exports_bp
@@ -62,11 +62,16 @@ def create_app(settings: Settings, *, session_factory: sessionmaker | None = Non
     app.register_blueprint(metrics_bp)
     app.register_blueprint(docs_bp)
     app.register_blueprint(exports_bp)
+    app.register_blueprint(admin_users.bp)
     console.register(app)
     core = set(app.blueprints)
     register_all(app, settings.dialects)
-    # the dialects' blueprints: their routes follow upstream descriptions, not /openapi.json
-    app.extensions["fieldsync_dialect_blueprints"] = set(app.blueprints) - core
+    own = own_apis(settings.dialects)
+    app.extensions["fieldsync_own_apis"] = own
+    # the dialects' blueprints: their routes follow upstream descriptions, not /openapi.json (except
+    # the admin APIs a dialect adds to fieldsync's own)
+    app.extensions["fieldsync_dialect_blueprints"] = (set(app.blueprints) - core
+                                                      - {name for api in own for name in api.blueprints})
 
     @app.after_request
     def _cors(response):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from web.digit import admin_forms, filestore, uploads, views
 from web.digit.envelope import render_error
+from web.dialects import OwnApi
 from web.errors import catch_all, register_renderer
 
 # Unknown paths under DIGIT's prefixes answer in DIGIT's shape too.
@@ -16,3 +17,9 @@ def register(app) -> None:
         app.register_blueprint(blueprint)
         register_renderer(app, blueprint.name, render_error)
     app.register_blueprint(admin_forms.bp)
+
+
+def own_api() -> OwnApi:
+    """The forms admin API is fieldsync's own (its error shape, its description in /openapi.json)."""
+    return OwnApi(blueprints=frozenset({admin_forms.bp.name}), paths=admin_forms.OPENAPI_PATHS,
+                  schemas=admin_forms.SCHEMAS)

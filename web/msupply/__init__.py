@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from web.dialects import OwnApi
 from web.errors import catch_all, register_renderer
 from web.msupply import admin, v1map, v4, views
 from web.msupply.envelope import render_admin_error, render_error
@@ -22,3 +23,8 @@ def register(app: Flask) -> None:
         register_renderer(app, blueprint.name, render_error)
     app.register_blueprint(admin.bp)
     register_renderer(app, admin.bp.name, render_admin_error)
+
+
+def own_api() -> OwnApi:
+    """The sites admin API is fieldsync's own (its error shape, its description in /openapi.json)."""
+    return OwnApi(blueprints=frozenset({admin.bp.name}), paths=admin.OPENAPI_PATHS, schemas=admin.SCHEMAS)

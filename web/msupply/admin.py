@@ -4,21 +4,62 @@ The password is stored only as a slow hash and never returned."""
 from __future__ import annotations
 
 from flask import Blueprint
+from marshmallow import RAISE, Schema, fields, validate
 
 from models.msupply import SERVER_SITE_ID
 from models.msupply import store as msupply
 from web import context, db
 from web.auth import current_principal, require
 from web.errors import BadRequest, Conflict, NotFound
-from web.inputs import INT32_MAX, clean_text, is_clean_text
+from web.inputs import INT32_MAX
 from web.jsonbody import read_json_object
 from web.msupply.envelope import json_response
+from web.ops.openapi import BEARER, ERRORS, answer, json_body
+from web.ops.schemas import CleanText, StrictInteger, load, not_blank
 
 bp = Blueprint("msupply_admin", __name__, url_prefix="/admin/sites")
 
-TEXT_FIELDS = ("name",) + msupply.SITE_FIELDS
 MAX_TEXT = 256
-MAX_LENGTHS = {"name": 128, "password": 1024}
+
+
+class SiteIn(Schema):
+    """A satellite site as an admin registers it (PATCH: any of these; `id` only as it is)."""
+    class Meta:
+        unknown = RAISE
+
+    id = StrictInteger(required=True, validate=validate.Range(min=1, max=INT32_MAX),
+                       metadata={"description": f"the site id the satellite syncs as (not {SERVER_SITE_ID}, "
+                                                "this server)"})
+    name = CleanText(required=True, max_length=128, validate=not_blank,
+                     metadata={"description": "the user name the satellite signs in with"})
+    password = CleanText(required=True, max_length=1024, validate=not_blank,
+                         metadata={"description": "stored only as a slow hash, never returned"})
+    store_id = CleanText(max_length=MAX_TEXT)
+    name_id = CleanText(max_length=MAX_TEXT)
+    supplying_store_id = CleanText(max_length=MAX_TEXT)
+    supplying_store_name_id = CleanText(max_length=MAX_TEXT)
+
+
+class SiteOut(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    tenant = fields.String()
+    store_id = fields.String(allow_none=True)
+    name_id = fields.String(allow_none=True)
+    supplying_store_id = fields.String(allow_none=True)
+    supplying_store_name_id = fields.String(allow_none=True)
+    hardware_id = fields.String(allow_none=True, metadata={"description": "the device bound at first sign-in"})
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class SiteList(Schema):
+    sites = fields.List(fields.Nested(SiteOut))
+
+
+class SiteDeleted(Schema):
+    deleted = fields.Boolean()
+    id = fields.Integer()
 
 
 def site_view(site: msupply.Site) -> dict:
@@ -33,29 +74,8 @@ def _rounds() -> int:
     return context.settings().bcrypt_rounds
 
 
-def _fields(body: dict, *, creating: bool) -> dict:
-    unknown = set(body) - set(TEXT_FIELDS) - {"id", "password"}
-    if unknown:
-        named = sorted(k for k in unknown if is_clean_text(k, 64))  # never repeat a long or unstorable key
-        if len(named) < len(unknown):
-            named.append(f"{len(unknown) - len(named)} with a long or invalid name")
-        raise BadRequest(f"unknown field(s): {', '.join(named)}")
-    out = {}
-    for key in TEXT_FIELDS + ("password",):
-        if key in body:
-            if not isinstance(body[key], str):
-                raise BadRequest(f"{key} must be a string")
-            out[key] = clean_text(body[key], key, MAX_LENGTHS.get(key, MAX_TEXT), required=False) or body[key]
-    for key in ("name", "password"):
-        if (creating or key in out) and not out.get(key, "").strip():
-            raise BadRequest(f"{key} is required")
-    return out
-
-
-def _site_id(value) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= INT32_MAX:
-        raise BadRequest(f"id must be a positive integer of at most {INT32_MAX}")
-    return value
+def _fields(body, *, creating: bool) -> dict:
+    return load(SiteIn(), body, code="invalid_site", partial=not creating)
 
 
 def _load(site_id: int) -> msupply.Site:
@@ -70,17 +90,17 @@ def _load(site_id: int) -> msupply.Site:
 @bp.post("")
 @require("admin")
 def create():
-    body = read_json_object()
-    site_id = _site_id(body.get("id"))
+    given = _fields(read_json_object(), creating=True)
+    site_id = given.pop("id")
     if site_id == SERVER_SITE_ID:
-        raise BadRequest(f"site {SERVER_SITE_ID} is the primary (this server)")
-    fields = _fields(body, creating=True)
+        raise BadRequest(f"site {SERVER_SITE_ID} is the primary (this server)", code="invalid_site",
+                         fields={"id": [f"{SERVER_SITE_ID} is this server"]})
     session = db.session()
-    if msupply.site_by_name(session, fields["name"]) is not None:
+    if msupply.site_by_name(session, given["name"]) is not None:
         raise Conflict("a site with that name already exists")
     try:
         site = msupply.create_site(session, tenant_id=current_principal().tenant_id, site_id=site_id,
-                                   rounds=_rounds(), **fields)
+                                   rounds=_rounds(), **given)
     except msupply.SiteExists:
         raise Conflict("a site with that id or name already exists") from None
     view = site_view(site)
@@ -105,15 +125,14 @@ def get_one(site_id: int):
 @require("admin")
 def update(site_id: int):
     site = _load(site_id)
-    body = read_json_object()
-    if "id" in body and body["id"] != site_id:
-        raise BadRequest("a site's id cannot be changed")
-    fields = _fields(body, creating=False)
+    given = _fields(read_json_object(), creating=False)
+    if given.pop("id", site_id) != site_id:
+        raise BadRequest("a site's id cannot be changed", code="invalid_site", fields={"id": ["cannot be changed"]})
     session = db.session()
-    if "name" in fields and fields["name"] != site.name and msupply.site_by_name(session, fields["name"]):
+    if "name" in given and given["name"] != site.name and msupply.site_by_name(session, given["name"]):
         raise Conflict("a site with that name already exists")
-    password = fields.pop("password", None)
-    site = msupply.update_site(session, site, password=password, rounds=_rounds(), **fields)
+    password = given.pop("password", None)
+    site = msupply.update_site(session, site, password=password, rounds=_rounds(), **given)
     view = site_view(site)
     db.commit()
     return json_response(view)
@@ -135,3 +154,33 @@ def reset_hardware(site_id: int):
     view = site_view(site)
     db.commit()
     return json_response(view)
+
+
+# --- its description in /openapi.json ------------------------------------------------------------------
+
+SITE_ID = {"name": "site_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+SCHEMAS = {"SiteIn": SiteIn, "SiteOut": SiteOut, "SiteList": SiteList, "SiteDeleted": SiteDeleted}
+
+
+def _op(summary: str, answer_schema: str, status: str = "200", body: str | None = None, **more) -> dict:
+    op = {"summary": summary, "security": BEARER, "tags": ["admin"],
+          "responses": {status: answer("the site" if answer_schema == "SiteOut" else "done", answer_schema),
+                        "403": answer("not an admin"), **ERRORS, **more}}
+    if body:
+        op["requestBody"] = json_body(body)
+    return op
+
+
+OPENAPI_PATHS = {
+    "/admin/sites": {
+        "post": _op("Register an mSupply satellite site (admin; the tenant is the admin's)", "SiteOut", "201",
+                    "SiteIn", **{"409": answer("a site with that id or name exists")}),
+        "get": _op("The tenant's sites", "SiteList")},
+    "/admin/sites/<int:site_id>": {
+        "get": {**_op("A site", "SiteOut"), "parameters": [SITE_ID]},
+        "patch": {**_op("Change a site's name, password or stores (any of SiteIn's fields; not its id)", "SiteOut",
+                        body="SiteIn", **{"409": answer("a site with that name exists")}), "parameters": [SITE_ID]},
+        "delete": {**_op("Remove a site", "SiteDeleted"), "parameters": [SITE_ID]}},
+    "/admin/sites/<int:site_id>/reset-hardware": {
+        "post": {**_op("Unbind the site's device, so a new one can sign in", "SiteOut"), "parameters": [SITE_ID]}},
+}

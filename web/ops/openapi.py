@@ -7,6 +7,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, current_app, jsonify, render_template
 
+from web import admin_users
 from web.ops import schemas
 
 bp = Blueprint("ops_docs", __name__, template_folder="templates")
@@ -16,76 +17,76 @@ SESSION = [{"opsSession": []}]
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 
 
-def _answer(description, schema=None, media="application/json"):
+def answer(description, schema=None, media="application/json"):
     body = {"description": description}
     if schema is not None:
         body["content"] = {media: {"schema": schema}}
     return body
 
 
-ERRORS = {"400": _answer("invalid input (the fields named)", "Problem"),
-          "401": _answer("not signed in / no valid token"), "404": _answer("unknown, or another tenant's")}
+ERRORS = {"400": answer("invalid input (the fields named)", "Problem"),
+          "401": answer("not signed in / no valid token"), "404": answer("unknown, or another tenant's")}
 
 
 def _page(summary, description=""):
     return {"summary": summary, "description": description, "security": SESSION,
-            "responses": {"200": _answer("an HTML page", {"type": "string"}, "text/html"),
-                          "302": _answer("to the sign-in form, without a session")}}
+            "responses": {"200": answer("an HTML page", {"type": "string"}, "text/html"),
+                          "302": answer("to the sign-in form, without a session")}}
 
 
-def _form(schema, summary, description, answer="ActionOut", back="the job's page"):
+def _form(schema, summary, description, out="ActionOut", back="the job's page"):
     return {"summary": summary, "description": description, "security": SESSION,
             "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": schema}}},
-            "responses": {"303": _answer(f"back to {back}"),
-                          "200": _answer("with `Accept: application/json`", answer),
-                          "400": _answer("a missing or wrong CSRF token, or invalid fields"), **ERRORS}}
+            "responses": {"303": answer(f"back to {back}"),
+                          "200": answer("with `Accept: application/json`", out),
+                          "400": answer("a missing or wrong CSRF token, or invalid fields"), **ERRORS}}
 
 
 def paths() -> dict[str, dict]:
     """OpenAPI paths of every non-dialect route, keyed by the Flask rule."""
     return {
         "/health": {"get": {"summary": "Health of PostgreSQL and Redis (public; Synkronus 1.0.3 shape)",
-                            "responses": {"200": _answer("all reachable", "Health"),
-                                          "503": _answer("a server is unreachable", "Health")}}},
+                            "responses": {"200": answer("all reachable", "Health"),
+                                          "503": answer("a server is unreachable", "Health")}}},
         "/version": {"get": {"summary": "Server, database and build versions (public)",
-                             "responses": {"200": _answer("versions", {"type": "object"})}}},
+                             "responses": {"200": answer("versions", {"type": "object"})}}},
         "/jobs/<job_id>": {"get": {"summary": "A job's status, progress, counts and first per-record errors",
                                    "security": BEARER, "parameters": [JOB_ID],
-                                   "responses": {"200": _answer("the job", "JobOut"), **ERRORS}}},
+                                   "responses": {"200": answer("the job", "JobOut"), **ERRORS}}},
         "/jobs/<job_id>/errors": {"get": {"summary": "All per-record errors of a job, paged",
                                           "security": BEARER, "parameters": [JOB_ID, {"in": "query", "schema": "JobErrorsQuery"}],
-                                          "responses": {"200": _answer("a page", "JobErrorsPage"), **ERRORS}}},
+                                          "responses": {"200": answer("a page", "JobErrorsPage"), **ERRORS}}},
         "/metrics": {"get": {"summary": "Prometheus metrics (needs METRICS_TOKEN as a bearer token)",
                              "security": [{"metricsToken": []}],
-                             "responses": {"200": _answer("text exposition format", {"type": "string"}, "text/plain"),
-                                           "401": _answer("no or wrong token"),
-                                           "404": _answer("METRICS_TOKEN is not set")}}},
-        "/openapi.json": {"get": {"summary": "This description", "responses": {"200": _answer("OpenAPI 3", {"type": "object"})}}},
+                             "responses": {"200": answer("text exposition format", {"type": "string"}, "text/plain"),
+                                           "401": answer("no or wrong token"),
+                                           "404": answer("METRICS_TOKEN is not set")}}},
+        "/openapi.json": {"get": {"summary": "This description", "responses": {"200": answer("OpenAPI 3", {"type": "object"})}}},
         "/ops/api-docs": {"get": {"summary": "This description as a page",
-                                  "responses": {"200": _answer("HTML", {"type": "string"}, "text/html")}}},
+                                  "responses": {"200": answer("HTML", {"type": "string"}, "text/html")}}},
         "/ops/login": {
-            "get": {"summary": "The sign-in form", "responses": {"200": _answer("HTML", {"type": "string"}, "text/html")}},
+            "get": {"summary": "The sign-in form", "responses": {"200": answer("HTML", {"type": "string"}, "text/html")}},
             "post": {"summary": "Sign in with an admin account (sets the session cookie)",
                      "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": "LoginForm"}}},
-                     "responses": {"303": _answer("signed in: to `next` or the overview"),
-                                   "400": _answer("missing fields or CSRF token", "Problem"),
-                                   "401": _answer("wrong user name or password"), "403": _answer("not an admin"),
-                                   "429": _answer("too many failures (Retry-After)")}}},
+                     "responses": {"303": answer("signed in: to `next` or the overview"),
+                                   "400": answer("missing fields or CSRF token", "Problem"),
+                                   "401": answer("wrong user name or password"), "403": answer("not an admin"),
+                                   "429": answer("too many failures (Retry-After)")}}},
         "/ops/logout": {"post": {"summary": "Sign out", "security": SESSION,
-                                 "responses": {"303": _answer("to the sign-in form")}}},
+                                 "responses": {"303": answer("to the sign-in form")}}},
         "/ops/": {"get": _page("Overview: workers, queues, running jobs, failures, records per minute")},
         "/ops/api/overview": {"get": {"summary": "The overview's data (polled by the page)", "security": SESSION,
-                                      "responses": {"200": _answer("overview", "Overview"), **ERRORS}}},
+                                      "responses": {"200": answer("overview", "Overview"), **ERRORS}}},
         "/ops/jobs": {"get": {**_page("Jobs, filtered"), "parameters": [{"in": "query", "schema": "JobFilterQuery"}]}},
         "/ops/api/jobs": {"get": {"summary": "Jobs, filtered, newest first (keyset `before`)", "security": SESSION,
                                   "parameters": [{"in": "query", "schema": "JobFilterQuery"}],
-                                  "responses": {"200": _answer("jobs", "JobList"), **ERRORS}}},
+                                  "responses": {"200": answer("jobs", "JobList"), **ERRORS}}},
         "/ops/jobs/<job_id>": {"get": {**_page("A job, its progress live, its errors and controls"), "parameters": [JOB_ID]}},
         "/ops/api/jobs/<job_id>": {"get": {"summary": "A job (polled by its page)", "security": SESSION,
-                                           "parameters": [JOB_ID], "responses": {"200": _answer("the job", "JobOut"), **ERRORS}}},
+                                           "parameters": [JOB_ID], "responses": {"200": answer("the job", "JobOut"), **ERRORS}}},
         "/ops/jobs/<job_id>/failed.csv": {"get": {"summary": "Every refused record of the job as CSV",
                                                   "security": SESSION, "parameters": [JOB_ID],
-                                                  "responses": {"200": _answer("position, record_id, code, message, path, record",
+                                                  "responses": {"200": answer("position, record_id, code, message, path, record",
                                                                                {"type": "string"}, "text/csv"), **ERRORS}}},
         "/ops/jobs/<job_id>/cancel": {"post": {**_form("CancelForm", "Cancel a QUEUED or RUNNING job",
                                                       "A running job stops at its next chunk boundary, keeping what it committed."),
@@ -96,10 +97,10 @@ def paths() -> dict[str, dict]:
         "/ops/devices": {"get": {**_page("Devices"), "parameters": [{"in": "query", "schema": "DeviceFilterQuery"}]}},
         "/ops/api/devices": {"get": {"summary": "Devices (most recently seen first, or the silent ones)",
                                      "security": SESSION, "parameters": [{"in": "query", "schema": "DeviceFilterQuery"}],
-                                     "responses": {"200": _answer("devices", "DeviceList"), **ERRORS}}},
+                                     "responses": {"200": answer("devices", "DeviceList"), **ERRORS}}},
         "/ops/exports": {"get": _page("Export schedules (pause, resume) and the latest export runs, live")},
         "/ops/api/exports": {"get": {"summary": "The exports page's data (polled by the page)", "security": SESSION,
-                                     "responses": {"200": _answer("schedules and recent export jobs", "ConsoleExports"),
+                                     "responses": {"200": answer("schedules and recent export jobs", "ConsoleExports"),
                                                    **ERRORS}}},
         "/ops/exports/<schedule_id>/pause": {"post": {
             **_form("ScheduleForm", "Pause an export schedule", "No run starts while paused; a run in flight ends.",
@@ -109,10 +110,11 @@ def paths() -> dict[str, dict]:
                     "The next run is the next fire time after now; fires missed while paused are not made up.",
                     "ScheduleActionOut", "the exports page"), "parameters": [SCHEDULE_ID]}},
         **_export_paths(),
+        **admin_users.openapi_paths(answer, json_body, BEARER, ERRORS),
         "/ops/static/<path:filename>": {"get": {"summary": "The console's stylesheet and script",
                                                 "parameters": [{"name": "filename", "in": "path", "required": True,
                                                                 "schema": {"type": "string"}}],
-                                                "responses": {"200": _answer("the file"), "404": _answer("no such file")}}},
+                                                "responses": {"200": answer("the file"), "404": answer("no such file")}}},
     }
 
 
@@ -122,28 +124,28 @@ SIG = {"name": "sig", "in": "query", "required": True, "schema": {"type": "strin
        "description": "the signature of a download link handed out by GET /exports/{job_id}"}
 
 
-def _json_body(schema):
+def json_body(schema):
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
 def _export_paths() -> dict[str, dict]:
     """The analyst exports (admin or analyst; schedules: admin)."""
-    schedule = lambda summary, answer="ExportScheduleOut": {  # noqa: E731
+    schedule = lambda summary, out="ExportScheduleOut": {  # noqa: E731
         "summary": summary, "security": BEARER, "parameters": [SCHEDULE_ID],
-        "responses": {"200": _answer("the schedule", answer), **ERRORS}}
-    download = {"security": [], "responses": {"200": _answer("the file", {"type": "string", "format": "binary"},
+        "responses": {"200": answer("the schedule", out), **ERRORS}}
+    download = {"security": [], "responses": {"200": answer("the file", {"type": "string", "format": "binary"},
                                                               "application/octet-stream"),
-                                              "404": _answer("unknown, another tenant's, or a bad or expired signature")}}
+                                              "404": answer("unknown, another tenant's, or a bad or expired signature")}}
     return {
         "/exports": {
             "post": {"summary": "Export a namespace's records as Parquet files with a manifest (a job on the exports queue)",
-                     "security": BEARER, "requestBody": _json_body("ExportSpecIn"),
-                     "responses": {"202": _answer("the export job (Location: its status)", "ExportOut"), **ERRORS}},
+                     "security": BEARER, "requestBody": json_body("ExportSpecIn"),
+                     "responses": {"202": answer("the export job (Location: its status)", "ExportOut"), **ERRORS}},
             "get": {"summary": "The tenant's exports, newest first", "security": BEARER,
-                    "responses": {"200": _answer("exports", "ExportList"), **ERRORS}}},
+                    "responses": {"200": answer("exports", "ExportList"), **ERRORS}}},
         "/exports/<job_id>": {"get": {"summary": "An export's status, progress, files and signed download links",
                                       "security": BEARER, "parameters": [EXPORT_ID],
-                                      "responses": {"200": _answer("the export", "ExportOut"), **ERRORS}}},
+                                      "responses": {"200": answer("the export", "ExportOut"), **ERRORS}}},
         "/exports/<job_id>/files/<path:name>": {"get": {
             **download, "summary": "One file of a run (Parquet or manifest.json), by signed link",
             "parameters": [EXPORT_ID, {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}, SIG]}},
@@ -151,15 +153,15 @@ def _export_paths() -> dict[str, dict]:
                                           "parameters": [EXPORT_ID, SIG]}},
         "/export-schedules": {
             "post": {"summary": "Schedule exports (cron, UTC); each run lands atomically in the target directory",
-                     "security": BEARER, "requestBody": _json_body("ExportScheduleIn"),
-                     "responses": {"201": _answer("the schedule", "ExportScheduleOut"),
-                                   "409": _answer("a schedule of that name exists"), **ERRORS}},
+                     "security": BEARER, "requestBody": json_body("ExportScheduleIn"),
+                     "responses": {"201": answer("the schedule", "ExportScheduleOut"),
+                                   "409": answer("a schedule of that name exists"), **ERRORS}},
             "get": {"summary": "The tenant's schedules", "security": BEARER,
-                    "responses": {"200": _answer("schedules", "ExportScheduleList"), **ERRORS}}},
+                    "responses": {"200": answer("schedules", "ExportScheduleList"), **ERRORS}}},
         "/export-schedules/<schedule_id>": {
             "get": schedule("A schedule"),
             "delete": {**schedule("Remove a schedule (its landed runs stay)"),
-                       "responses": {"204": _answer("removed"), **ERRORS}}},
+                       "responses": {"204": answer("removed"), **ERRORS}}},
         "/export-schedules/<schedule_id>/pause": {"post": schedule("Pause a schedule")},
         "/export-schedules/<schedule_id>/resume": {"post": schedule("Resume a schedule")},
     }
@@ -175,21 +177,27 @@ SCHEMAS = {name: getattr(schemas, name) for name in (
     "JobOut", "JobErrorsPage", "JobList", "Overview", "DeviceList", "ActionOut", "Problem", "Health",
     "JobErrorsQuery", "JobFilterQuery", "DeviceFilterQuery", "LoginForm", "RetryForm", "CancelForm",
     "ExportSpecIn", "ExportScheduleIn", "ExportOut", "ExportList", "ExportScheduleOut", "ExportScheduleList",
-    "ScheduleForm", "ConsoleExports", "ScheduleActionOut")}
+    "ScheduleForm", "ConsoleExports", "ScheduleActionOut")} | admin_users.SCHEMAS
 
 
-def build_spec(version: str) -> dict:
+def build_spec(version: str, own_apis=()) -> dict:
+    """The description of the core's routes and of the dialects' own-API routes (`own_apis`)."""
     spec = APISpec(title="fieldsync", version=version, openapi_version="3.0.3",
                    plugins=[MarshmallowPlugin()],
                    info={"description": "fieldsync's own API: jobs, exports, the ops console, health and metrics. "
                                         "The sync dialects (Synkronus, mSupply, DIGIT) follow their upstream "
-                                        "descriptions and are not listed."})
+                                        "descriptions and are not listed; the admin APIs for users, mSupply "
+                                        "sites and DIGIT forms are."})
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     spec.components.security_scheme("opsSession", {"type": "apiKey", "in": "cookie", "name": "fieldsync_ops"})
     spec.components.security_scheme("metricsToken", {"type": "http", "scheme": "bearer"})
-    for name, schema in SCHEMAS.items():
+    every_schema, every_path = dict(SCHEMAS), paths()
+    for api in own_apis:
+        every_schema.update(api.schemas)
+        every_path.update(api.paths)
+    for name, schema in every_schema.items():
         spec.components.schema(name, schema=schema)
-    for rule, operations in paths().items():
+    for rule, operations in every_path.items():
         spec.path(path=openapi_path(rule), operations=operations)
     return spec.to_dict()
 
@@ -197,7 +205,8 @@ def build_spec(version: str) -> dict:
 def _spec() -> dict:
     cached = current_app.extensions.get("fieldsync_openapi")
     if cached is None:
-        cached = build_spec(current_app.config["FIELDSYNC_SETTINGS"].server_version)
+        cached = build_spec(current_app.config["FIELDSYNC_SETTINGS"].server_version,
+                            current_app.extensions.get("fieldsync_own_apis", ()))
         current_app.extensions["fieldsync_openapi"] = cached
     return cached
 

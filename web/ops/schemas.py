@@ -6,7 +6,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from models.tables import JOB_STATUSES
 from web.errors import BadRequest
-from web.inputs import INT64_MAX, text_problem
+from web.inputs import INT64_MAX, is_clean_text, text_problem
 
 TEXT_MAX = 128
 
@@ -26,16 +26,56 @@ class CleanText(fields.String):
         return value
 
 
-def load(schema: Schema, data, *, code: str = "bad_request") -> dict:
-    """Validate `data` (a query string or a form) with `schema`; a 400 naming the bad fields."""
+FIELD_NAME_MAX = 64
+
+
+def _field_names(messages) -> list[str]:
+    """The refused fields, named only where the name is short, storable text (a client's key is never
+    repeated at length or with a NUL in it)."""
+    if not isinstance(messages, dict):
+        return []
+    named = sorted(k for k in messages if isinstance(k, str) and is_clean_text(k, FIELD_NAME_MAX))
+    if len(named) < len(messages):
+        named.append(f"{len(messages) - len(named)} with a long or invalid name")
+    return named
+
+
+def _flatten(value) -> list[str]:
+    if isinstance(value, dict):
+        return [f"{k}: {m}" for k, v in value.items() for m in _flatten(v)]
+    if isinstance(value, list):
+        return [m for v in value for m in _flatten(v)]
+    return [str(value)]
+
+
+class StrictInteger(fields.Integer):
+    """A JSON integer: not a string of digits, not a float, not a boolean."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, strict=True, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("must not be blank")
+
+
+def load(schema: Schema, data, *, code: str = "bad_request", partial: bool = False) -> dict:
+    """Validate `data` (a JSON body, a query string or a form) with `schema`; a 400 `invalid <fields>`
+    with a `fields` map of what is wrong with each (never the values sent)."""
     try:
-        return schema.load(data)
+        return schema.load(data, partial=partial)
     except ValidationError as exc:
-        fields_named = sorted(exc.messages) if isinstance(exc.messages, dict) else []
-        raise BadRequest("invalid " + ", ".join(fields_named) if fields_named else "invalid request",
-                         code=code,
-                         fields={k: [str(m) for m in (v if isinstance(v, list) else [v])][:3]
-                                 for k, v in (exc.messages.items() if isinstance(exc.messages, dict) else [])}) from None
+        named = _field_names(exc.messages)
+        messages = exc.messages if isinstance(exc.messages, dict) else {}
+        raise BadRequest("invalid " + ", ".join(named) if named else "invalid request", code=code,
+                         fields={k: _flatten(v)[:3] for k, v in messages.items()
+                                 if isinstance(k, str) and is_clean_text(k, FIELD_NAME_MAX)}) from None
 
 
 class _Strict(Schema):
