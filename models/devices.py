@@ -14,7 +14,7 @@ from models.base import Base
 CLIENT_MAX = 256
 VERSION_MAX = 128
 ERROR_MAX = 256
-ACTIVITIES = ("push", "pull")
+ACTIVITIES = ("push", "pull", "ack")  # ack: a device confirmed what it received (moves its pulled version)
 
 
 class Device(Base):
@@ -85,4 +85,4 @@ def touch(session: Session, *, tenant_id: str, dialect: str, client_id: str, act
                              "version": _cap(app_version, VERSION_MAX), "push": activity == "push",
                              "pull": activity == "pull", "error": _cap(error, ERROR_MAX),
                              "records": max(0, int(records or 0)),
-                             "pulled": pulled_version if activity == "pull" else None, "lazy": lazy_commit})
+                             "pulled": pulled_version if activity in ("pull", "ack") else None, "lazy": lazy_commit})

@@ -156,15 +156,17 @@ def device_summary(session: Session, scope: str | None, silent_days: int) -> dic
     return {"total": total, "silent": silent}
 
 
-def pull_lag(session: Session) -> list[tuple[str, int, float, int]]:
-    """Per dialect: (dialect, max lag, mean lag, devices) where lag = the tenant's version counter minus
-    the version the device last pulled up to."""
+def pull_lag(session: Session) -> list[tuple[str, str, int, float, int]]:
+    """Per dialect and tenant: (dialect, tenant, max lag, mean lag, devices), where a device's lag is its
+    tenant's version counter minus the version it has pulled up to. Only dialects whose clients keep a
+    cursor have one: Synkronus (the pull's change cutoff) and mSupply (what a site has acknowledged);
+    DIGIT clients ask for forms and file status, not a change feed, so they have none."""
     return [tuple(row) for row in session.execute(text("""
-        SELECT d.dialect, MAX(GREATEST(c.value - d.last_pulled_version, 0)),
+        SELECT d.dialect, d.tenant_id, MAX(GREATEST(c.value - d.last_pulled_version, 0)),
                AVG(GREATEST(c.value - d.last_pulled_version, 0))::float8, COUNT(*)
           FROM devices d JOIN sync_counters c ON c.tenant_id = d.tenant_id
          WHERE d.last_pulled_version IS NOT NULL
-         GROUP BY d.dialect
+         GROUP BY d.dialect, d.tenant_id
     """))]
 
 

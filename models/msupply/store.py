@@ -304,6 +304,16 @@ def acknowledge(session: Session, tenant_id: str, site_id: int, sync_ids: list[s
     """), {"t": tenant_id, "s": site_id, "ids": list(sync_ids)}).rowcount
 
 
+def received_up_to(session: Session, tenant_id: str, site_id: int) -> int:
+    """The version a site has received everything below, for its pull lag: just below the head of its
+    queue, or the tenant's counter when the queue is empty. One primary-key probe and one counter read."""
+    return session.execute(text("""
+        SELECT COALESCE((SELECT version - 1 FROM msupply_queue WHERE tenant_id = :t AND site_id = :s
+                          ORDER BY id LIMIT 1),
+                        (SELECT value FROM sync_counters WHERE tenant_id = :t), 0)"""),
+                           {"t": tenant_id, "s": site_id}).scalar_one()
+
+
 # --- pushed SyncIDs ------------------------------------------------------------------------------
 
 def seen_sync_ids(session: Session, tenant_id: str, site_id: int, sync_ids: list[str], job_id) -> set[str]:

@@ -9,6 +9,7 @@ import time
 import uuid
 
 import pytest
+from sqlalchemy import text
 from prometheus_client.parser import text_string_to_metric_families
 
 from models import jobs
@@ -84,8 +85,16 @@ def test_metrics_counters_move_by_exactly_the_records_pushed(live_worker, ops_ap
         page = r.get_json()
         assert page["has_more"] is True  # a first page of 50: the device has pulled up to its cutoff
         assert device.app_version == "formulus/2.4.1" and device.last_pulled_version == page["change_cutoff"]
+        counter = s.execute(text("SELECT value FROM sync_counters WHERE tenant_id = :t"), {"t": tenant}).scalar_one()
+    labels = (("dialect", "synkronus"), ("tenant", tenant))
     lag = _scrape(client)
-    assert ("fieldsync_pull_lag_max", (("dialect", "synkronus"),)) in lag
+    assert lag[("fieldsync_pull_lag_max", labels)] == counter - page["change_cutoff"] > 0
+    assert lag[("fieldsync_pulling_devices", labels)] == 1
+    # pulled to the end: no lag left
+    while page["has_more"]:
+        page = client.post("/sync/pull", json={"client_id": "tablet-7", "since": {"version": page["change_cutoff"]}},
+                           headers=h).get_json()
+    assert _scrape(client)[("fieldsync_pull_lag_max", labels)] == 0
 
 
 def _probe(real_sessions, celery_app, *, steps, sleep, tenant="ops-e2e"):

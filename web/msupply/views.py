@@ -57,7 +57,11 @@ def pull(version: int):
 def acknowledge(version: int):
     site = _site(version)
     ids = wire.ack_ids(read_json())
-    removed = msupply.acknowledge(db.session(), site.tenant_id, site.site_id, ids)
+    session = db.session()
+    removed = msupply.acknowledge(session, site.tenant_id, site.site_id, ids)
+    devices.seen(dialect="msupply", tenant_id=site.tenant_id, client_id=site.name, activity="ack",
+                 app_version=devices.header("app-version", "msupply-app-version"),
+                 pulled_version=msupply.received_up_to(session, site.tenant_id, site.site_id))
     db.commit()
     return json_response({"acknowledged": removed})
 

@@ -46,16 +46,16 @@ class _DatabaseCollector:
         yield depth
         yield oldest
         lag_max = GaugeMetricFamily("fieldsync_pull_lag_max", "Largest pull lag of a device (the tenant's "
-                                    "version counter minus the version it last pulled), per dialect",
-                                    labels=["dialect"])
+                                    "version counter minus the version it last pulled), per dialect and tenant",
+                                    labels=["dialect", "tenant"])
         lag_mean = GaugeMetricFamily("fieldsync_pull_lag_mean", "Mean pull lag of the devices that pull "
-                                     "versions, per dialect", labels=["dialect"])
+                                     "versions, per dialect and tenant", labels=["dialect", "tenant"])
         pulling = GaugeMetricFamily("fieldsync_pulling_devices", "Devices with a known pulled version",
-                                    labels=["dialect"])
-        for dialect, worst, mean, number in ops.pull_lag(self.session):
-            lag_max.add_metric([dialect], worst or 0)
-            lag_mean.add_metric([dialect], mean or 0.0)
-            pulling.add_metric([dialect], number)
+                                    labels=["dialect", "tenant"])
+        for dialect, tenant, worst, mean, number in ops.pull_lag(self.session):
+            lag_max.add_metric([dialect, tenant], worst or 0)
+            lag_mean.add_metric([dialect, tenant], mean or 0.0)
+            pulling.add_metric([dialect, tenant], number)
         yield lag_max
         yield lag_mean
         yield pulling
