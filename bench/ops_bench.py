@@ -1,5 +1,5 @@
 """Ops console benchmark: the overview (and the job list, the devices page and a /metrics scrape) with
-1,000,000 jobs and 10,000 devices in the tables, and the cost one push or pull pays to record its
+1,000,000 jobs, 10,000 devices and 50 export schedules in the tables, and the cost one push or pull pays to record its
 device. Prints milliseconds (median, p95, max).
 
     .venv/bin/python bench/ops_bench.py --server postgresql://postgres@127.0.0.1:5432/test \
@@ -54,8 +54,8 @@ def fill(engine, jobs: int, devices: int) -> None:
                               params, error_code, error_detail, created_at, updated_at, enqueued_at, started_at,
                               finished_at)
             SELECT gen_random_uuid(), (:tenants)[1 + (g % cardinality(:tenants))],
-                   (ARRAY['synkronus.push','msupply.push','digit.sync_file','engine.index'])[1 + (g % 4)],
-                   (ARRAY['ingest','ingest','ingest','index'])[1 + (g % 4)],
+                   (ARRAY['synkronus.push','msupply.push','digit.sync_file','engine.index','engine.export'])[1 + (g % 5)],
+                   (ARRAY['ingest','ingest','ingest','index','exports'])[1 + (g % 5)],
                    CASE WHEN g % 50 = 0 THEN 'FAILED' ELSE 'COMPLETED' END, 1, 500, 500,
                    '{"accepted": 500}'::jsonb, '{}'::jsonb,
                    CASE WHEN g % 50 = 0 THEN 'internal_error' END, CASE WHEN g % 50 = 0 THEN 'crashed' END,
@@ -88,6 +88,13 @@ def fill(engine, jobs: int, devices: int) -> None:
                    now() - make_interval(secs => g), now() - make_interval(secs => g), 10, 10, 5000, g
               FROM generate_series(1, :d) AS g
         """), {"d": devices, "tenants": TENANTS})
+        conn.execute(text("""
+            INSERT INTO export_schedules (id, tenant_id, name, cron, spec, target, next_run_at, last_job_id)
+            SELECT gen_random_uuid(), (:tenants)[1 + (g % cardinality(:tenants))], 'nightly-' || g, '0 2 * * *',
+                   '{"namespace": "msupply"}'::jsonb, 'nightly/' || g, now() + interval '1 day',
+                   (SELECT id FROM jobs ORDER BY created_at DESC OFFSET g LIMIT 1)
+              FROM generate_series(1, 50) AS g
+        """), {"tenants": TENANTS})
         conn.execute(text("INSERT INTO sync_counters (tenant_id, value) SELECT id, 20000 FROM tenants "
                           "ON CONFLICT DO NOTHING"))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -161,6 +168,7 @@ def main() -> None:
         timed("GET /ops/api/jobs?kind=msupply.push&tenant=t3", lambda: _ok(client.get(
             "/ops/api/jobs?kind=msupply.push&tenant=t3")), args.runs)
         timed(f"GET /ops/devices?silent=true ({scope})", lambda: _ok(client.get("/ops/devices?silent=true")), args.runs)
+        timed(f"GET /ops/exports ({scope})", lambda: _ok(client.get("/ops/exports")), args.runs)
     client = app.test_client()
     timed("GET /metrics", lambda: _ok(client.get("/metrics", headers={"Authorization": "Bearer bench"})), args.runs)
 
