@@ -288,8 +288,9 @@ def queue_head(session: Session, tenant_id: str, site_id: int, *, limit: int, sy
           FROM (SELECT * FROM msupply_queue q WHERE q.tenant_id = :t AND q.site_id = :s {where}
                  ORDER BY q.id LIMIT :limit) q
           LEFT JOIN LATERAL (SELECT data::text AS data_text FROM records
-                              WHERE tenant_id = :t AND namespace = '{NAMESPACE}' AND record_key = q.record_key) r
-            ON true
+                              WHERE tenant_id = :t AND namespace = '{NAMESPACE}' AND record_key = q.record_key
+                              LIMIT 1) r  -- LIMIT keeps the planner from flattening this into a hash join
+            ON true                       -- that reads every record of the tenant
          ORDER BY q.id"""), {"t": tenant_id, "s": site_id, "limit": limit, "sync_id": sync_id}).all()
 
 

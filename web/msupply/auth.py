@@ -1,11 +1,22 @@
 """mSupply authentication at the edge: HTTP Basic with the site name (v2+ send the SHA-256 hex of the
 password, v1 may send it plain), the hardware binding of `msupply-site-uuid`, the Redis login throttle
 per (account, client address) with a per-account ceiling (web/throttle.py), and the `from_site` /
-`to_site` checks of the queue endpoints."""
+`to_site` checks of the queue endpoints.
+
+A satellite sends its credentials with every request, and checking them is a slow hash (bcrypt, by
+design: ~0.25 s at the default cost). A successful check is remembered in the process for
+VERIFIED_SECONDS as an HMAC of (site, stored hash, what was sent) under the server's secret, never the
+password itself; a password change alters the stored hash and so misses the memory. The throttle still
+applies to every request."""
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
+import threading
+
+from cachetools import TTLCache
 
 from flask import request
 
@@ -22,6 +33,28 @@ HARDWARE_HEADER = "msupply-site-uuid"
 HARDWARE_MISMATCH = ("Site registration doesn't match. This site is registered to another device; "
                      "ask the administrator to reset its hardware ID.")
 BAD_CREDENTIALS = "Invalid site name or password"
+VERIFIED_SECONDS = 300
+_verified: TTLCache = TTLCache(maxsize=20_000, ttl=VERIFIED_SECONDS)
+_verified_lock = threading.Lock()
+
+
+def _proof(site: msupply.Site, sent: str, allow_plain: bool) -> bytes:
+    secret = context.settings().jwt_secret.encode()
+    message = "\x00".join((site.tenant_id, str(site.site_id), site.password_hash, str(allow_plain), sent))
+    return hmac.new(secret, message.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+
+
+def _password_ok(site: msupply.Site, sent: str, *, allow_plain: bool) -> bool:
+    """check_site_password, remembering a success for VERIFIED_SECONDS (failures are never remembered)."""
+    proof = _proof(site, sent, allow_plain)
+    with _verified_lock:
+        if _verified.get(proof):
+            return True
+    if not msupply.check_site_password(site, sent, allow_plain=allow_plain):
+        return False
+    with _verified_lock:
+        _verified[proof] = True
+    return True
 
 
 def _basic() -> tuple[str, str]:
@@ -68,7 +101,7 @@ def authenticate_site(version: int) -> msupply.Site:
         burn_time(context.settings().bcrypt_rounds)
         _failed(account)
         raise Unauthorized(BAD_CREDENTIALS)
-    if not msupply.check_site_password(site, password, allow_plain=version == 1):
+    if not _password_ok(site, password, allow_plain=version == 1):
         _failed(account)
         raise Unauthorized(BAD_CREDENTIALS)
     _succeeded(account)

@@ -1,6 +1,6 @@
 """mSupply Basic auth, hardware binding, route checks and the brute-force throttle."""
 
-from tests.web.msupply.helpers import assert_error, headers, make_site, route, sha
+from tests.web.msupply.helpers import PASSWORD, assert_error, headers, make_site, route, sha
 
 
 def test_v3_site_login_answers_the_site_fields(client, session, tenant):
@@ -153,3 +153,23 @@ def test_odd_basic_credentials_are_401_json_not_500(client, session, tenant):
         auth = {"Authorization": "Basic " + base64.b64encode(raw).decode(), "msupply-site-uuid": "d"}
         assert_error(client.get("/sync/v3/site", headers=auth), 401)
         assert_error(client.get("/sync/v3/user?store=STORE4", headers=auth), 401)
+
+
+def test_a_verified_password_is_not_hashed_again_until_it_changes(client, session, tenant, monkeypatch):
+    from models.msupply import store as msupply
+    from web.msupply import auth
+    calls = []
+    real = msupply.check_site_password
+    monkeypatch.setattr(msupply, "check_site_password", lambda *a, **k: calls.append(1) or real(*a, **k))
+    site = make_site(session, tenant=tenant, site_id=4)
+    for _ in range(3):
+        assert client.get("/sync/v3/site", headers=headers(site.name)).status_code == 200
+    assert len(calls) == 1  # one slow hash, then the remembered proof
+    for _ in range(2):
+        assert_error(client.get("/sync/v3/site", headers=headers(site.name, "wrong")), 401)
+    assert len(calls) == 3  # a failure is never remembered
+    assert not any(b"wrong" in key or PASSWORD.encode() in key for key in auth._verified)
+    msupply.update_site(session, site, password="changed-pw", rounds=4)
+    session.commit()
+    assert_error(client.get("/sync/v3/site", headers=headers(site.name)), 401)  # the old proof no longer matches
+    assert client.get("/sync/v3/site", headers=headers(site.name, "changed-pw")).status_code == 200
