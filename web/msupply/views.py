@@ -3,7 +3,7 @@ queued_records (count, pull, push), acknowledged_records, initial_dump, site and
 from __future__ import annotations
 
 import orjson
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app, request
 
 from models.engine import get_record
 from models.msupply import NAMESPACE, SERVER_SITE_ID
@@ -50,7 +50,7 @@ def pull(version: int):
     rows = msupply.queue_head(db.session(), site.tenant_id, site.site_id, limit=1 if sync_id else limit,
                               sync_id=sync_id)
     mapping = _v1map()
-    return json_response([wire.pulled(row, version, mapping) for row in rows])
+    return Response(wire.pulled_page(rows, version, mapping), mimetype="application/json")
 
 
 @bp.post("/acknowledged_records")

@@ -159,3 +159,21 @@ def pulled(row, version: int, mapping: V1Map) -> dict:
     if version == 1:
         return mapping.from_v3(record)
     return record
+
+
+def pulled_page(rows, version: int, mapping: V1Map) -> bytes:
+    """The pulled entries as the JSON array sent. For v2 and v3 each record's `data` is spliced in as
+    PostgreSQL wrote it (jsonb's text is valid JSON), never parsed and dumped again; v1 renames fields
+    by number, so it goes through `pulled`."""
+    if version == 1:
+        return orjson.dumps([pulled(row, version, mapping) for row in rows])
+    parts = []
+    for row in rows:
+        head = orjson.dumps({
+            "SyncID": row.sync_id, "RecordType": row.record_type,
+            "RecordID": row.merge_keep if row.sync_type == "M" else row.record_id,
+            "SyncType": row.sync_type, "StoreID": row.store_id or "", "KeyFieldID": mapping.key_field(row.record_type),
+            "mergeIDtokeep": row.merge_keep or "", "mergeIDtodelete": row.merge_delete or ""})
+        data = row.data_text.encode() if row.sync_type in ("I", "U") and row.data_text else b"{}"
+        parts.append(head[:-1] + b',"data":' + data + b"}")
+    return b"[" + b",".join(parts) + b"]"
