@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import csv
+import io
 import hashlib
 import os
 import subprocess
@@ -20,12 +22,14 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 import psycopg2
 from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import raw_copy_rate  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from models.msupply import store as msupply  # noqa: E402
 from models.db import make_engine, make_session_factory, session_scope  # noqa: E402
@@ -139,19 +143,35 @@ def pull_and_ack(app, max_records: int) -> tuple[int, float]:
     return got, time.perf_counter() - started
 
 
-def push(app, total: int, batch: int) -> tuple[int, float]:
+def push_records(total: int) -> list[dict]:
+    records = []
+    for _ in range(total):
+        rid = uuid.uuid4().hex
+        records.append({"SyncID": uuid.uuid4().hex, "RecordType": "trans_line", "RecordID": rid, "SyncType": "I",
+                        "StoreID": "STORE_A", "Data": {"ID": rid, "transaction_ID": "T1", "store_ID": "STORE_A",
+                                                       "quantity": "3", "item_name": "Amoxicillin"}})
+    return records
+
+
+def copy_rate(url: str, records: list[dict]) -> float:
+    """Raw COPY of the same records, as rows of the records table (same indexes), in the same run."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for i, rec in enumerate(records):
+        writer.writerow([TENANT, "msupply", f"trans_line:{rec['RecordID']}", "trans_line", "1",
+                         orjson.dumps(rec["Data"]).decode(), '{"store_id": "STORE_A"}', uuid.uuid4().hex * 2, "f",
+                         "", "site:5", i + 10_000_000, "2025-01-01T00:00:00Z", "2025-01-01T00:00:00Z", "", ""])
+    return raw_copy_rate(url, buf, len(records))
+
+
+def push(app, records: list[dict], batch: int) -> tuple[int, float]:
     client = app.test_client()
     headers = _auth(5, "bench-device-5")
     sent = 0
     started = time.perf_counter()
-    while sent < total:
-        records = []
-        for _ in range(batch):
-            rid = uuid.uuid4().hex
-            records.append({"SyncID": uuid.uuid4().hex, "RecordType": "trans_line", "RecordID": rid, "SyncType": "I",
-                            "StoreID": "STORE_A", "Data": {"ID": rid, "transaction_ID": "T1", "store_ID": "STORE_A",
-                                                           "quantity": "3", "item_name": "Amoxicillin"}})
-        resp = client.post("/sync/v3/queued_records?from_site=5&to_site=1", headers=headers, json=records)
+    while sent < len(records):
+        resp = client.post("/sync/v3/queued_records?from_site=5&to_site=1", headers=headers,
+                           json=records[sent:sent + batch])
         assert resp.status_code == 200 and resp.get_json() == {}, resp.get_data(as_text=True)
         sent += batch
     return sent, time.perf_counter() - started
@@ -197,7 +217,8 @@ def main() -> None:
     raw = raw_insert_select(sessions, args.records)
     print(f"raw INSERT … SELECT into a queue-shaped table: {raw:,.0f} records/s", flush=True)
     queued, elapsed = run_dump(settings, sessions)
-    print(f"initial dump: {queued} records queued in {elapsed:.1f}s = {queued / elapsed:,.0f} records/s", flush=True)
+    print(f"initial dump: {queued} records queued in {elapsed:.1f}s = {queued / elapsed:,.0f} records/s; "
+          f"ratio to raw {queued / elapsed / raw:.2f}", flush=True)
 
     from web.app import create_app
     import redis as redis_lib
@@ -208,11 +229,14 @@ def main() -> None:
     print(f"pull-and-ack at limit 500: {pulled} records in {elapsed:.1f}s = {pulled / elapsed:,.0f} records/s",
           flush=True)
 
+    records = push_records(args.push)
+    copied = copy_rate(url, records)
     worker = start_worker(settings)
     try:
-        pushed, elapsed = push(app, args.push, args.batch)
+        pushed, elapsed = push(app, records, args.batch)
         print(f"push v3 in batches of {args.batch}: {pushed} records in {elapsed:.1f}s = "
-              f"{pushed / elapsed:,.0f} records/s (each answer after its job finished)", flush=True)
+              f"{pushed / elapsed:,.0f} records/s (each answer after its job finished); raw COPY of the same "
+              f"rows {copied:,.0f} records/s; ratio {pushed / elapsed / copied:.2f}", flush=True)
         with session_scope(sessions) as s:
             failed = s.execute(text("SELECT count(*) FROM jobs WHERE kind = 'msupply.push' AND status <> 'COMPLETED'")
                                ).scalar()
