@@ -54,6 +54,20 @@ ARROW = {"utf8": pa.string(), "int64": pa.int64(), "bool": pa.bool_(), "float64"
 _CSV_TYPE = {**ARROW, "timestamp": pa.int64()}  # times leave PostgreSQL as epoch microseconds
 
 
+def _export_pool() -> pa.MemoryPool:
+    """The memory pool of an export's buffers: jemalloc, which hands freed pages back to the system at
+    once. With mimalloc (pyarrow's usual default) the same bounded working set leaves a footprint that
+    grows with the number of chunks a file runs through. Buffers that pyarrow's C++ side allocates from
+    its default pool follow ARROW_DEFAULT_MEMORY_POOL, read once at import: the worker's entry point
+    (workers.celery_main) sets it to jemalloc. The default pool where jemalloc is not built."""
+    try:
+        pool = pa.jemalloc_memory_pool()
+        pa.jemalloc_set_decay_ms(0)
+    except (NotImplementedError, pa.ArrowNotImplementedError):
+        return pa.default_memory_pool()
+    return pool
+
+
 @dataclass(frozen=True)
 class Layout:
     """How the rows of a file become columns. `fixed`: (name, SQL expression, kind[, nullable])."""
@@ -274,6 +288,7 @@ def write_file(session, scope: store.Scope, layout: Layout, fp: FilePlan, dest: 
                                     overflow_keys=fp.overflow, record_type=fp.record_type, day=fp.day,
                                     order_by=layout.order_by)
     names = [f"c{i}" for i in range(len(kinds))]
+    pool = _export_pool()
     read_fd, write_fd = os.pipe()
     failure: list[BaseException] = []
 
@@ -287,10 +302,11 @@ def write_file(session, scope: store.Scope, layout: Layout, fp: FilePlan, dest: 
     producer = threading.Thread(target=produce, name="export-copy", daemon=True)
     producer.start()
     try:
-        with open(read_fd, "rb") as source, pq.ParquetWriter(dest, schema, compression="zstd") as writer:
-            groups = _RowGroups(writer, schema, row_group_rows)
-            for batch in _csv_batches(source, names, kinds):
-                arrays = [column.cast(ARROW[kind]) if kind == "timestamp" else column
+        with (open(read_fd, "rb") as source,
+              pq.ParquetWriter(dest, schema, compression="zstd", memory_pool=pool) as writer):
+            groups = _RowGroups(writer, schema, row_group_rows, pool)
+            for batch in _csv_batches(source, names, kinds, pool=pool):
+                arrays = [column.cast(ARROW[kind], memory_pool=pool) if kind == "timestamp" else column
                           for column, kind in zip(batch.columns, kinds)]
                 groups.feed(pa.RecordBatch.from_arrays(arrays, schema=schema))
                 on_rows(batch.num_rows)
@@ -300,7 +316,7 @@ def write_file(session, scope: store.Scope, layout: Layout, fp: FilePlan, dest: 
         producer.join()
     if failure:
         raise failure[0]
-    pa.default_memory_pool().release_unused()  # hand the file's buffers back before the next one
+    pool.release_unused()  # hand the file's buffers back before the next one
     sha, size = _digest(dest)
     return {"path": fp.path, "record_type": fp.record_type, "day": fp.day, "rows": rows, "bytes": size,
             "sha256": sha, "schema": schema_json(schema),
@@ -308,28 +324,70 @@ def write_file(session, scope: store.Scope, layout: Layout, fp: FilePlan, dest: 
             "flattened_keys": len(fp.keys), "overflow_keys": len(fp.overflow or [])}
 
 
-def _csv_batches(source, names: list[str], kinds: list[str]):
-    reader_opts = pacsv.ReadOptions(column_names=names, block_size=4 << 20, use_threads=False)
+CSV_CHUNK = 1 << 20  # bytes of COPY output parsed at a time
+
+
+def _csv_batches(source, names: list[str], kinds: list[str], chunk_bytes: int = CSV_CHUNK,
+                 pool: pa.MemoryPool | None = None):
+    """The record batches of the CSV stream `source`, parsed a chunk at a time, each chunk cut after
+    its last whole row, in one buffer that is reused (the parsed columns are copies). Nothing reads ahead
+    of the parser (pyarrow's streaming CSV reader keeps up to 32 blocks in flight, which for a producer
+    faster than the writer is as much as the whole file), so the memory held is one chunk and its
+    batches whatever the size of the file."""
+    parse = pacsv.ParseOptions(newlines_in_values=True)
     convert = pacsv.ConvertOptions(column_types={n: _CSV_TYPE[k] for n, k in zip(names, kinds)},
                                    strings_can_be_null=True, quoted_strings_can_be_null=False,
                                    null_values=[""], true_values=["t"], false_values=["f"])
-    try:
-        reader = pacsv.open_csv(source, read_options=reader_opts,
-                                parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                                convert_options=convert)
-    except pa.ArrowInvalid as exc:
-        if "Empty CSV" in str(exc):
-            return
-        raise
-    yield from reader
+
+    def parsed(end):
+        read_opts = pacsv.ReadOptions(column_names=names, block_size=end + 1, use_threads=False)
+        table = pacsv.read_csv(pa.BufferReader(pa.py_buffer(buffer).slice(0, end)), read_options=read_opts,
+                               parse_options=parse, convert_options=convert, memory_pool=pool)
+        return table.to_batches()
+
+    buffer = bytearray(chunk_bytes)
+    filled = 0
+    while True:
+        if filled == len(buffer):  # a row longer than the buffer: make room for it
+            grown = bytearray(2 * len(buffer))
+            grown[:filled] = buffer
+            buffer = grown
+        with memoryview(buffer) as view:
+            got = source.readinto(view[filled:])
+        if not got:
+            break
+        filled += got
+        cut = _rows_end(buffer, filled)
+        if cut:
+            yield from parsed(cut)
+            buffer[:filled - cut] = buffer[cut:filled]
+            filled -= cut
+    if filled:
+        yield from parsed(filled)
+
+
+def _rows_end(data, size: int) -> int:
+    """The offset just past the last row end in the first `size` bytes of CSV text `data` (0 when there
+    is none): the last newline with an even number of double quotes before it (PostgreSQL quotes a field
+    holding a newline and doubles its quotes, so a newline inside a value has an odd count before it)."""
+    before = data.count(b'"', 0, size)
+    end = size
+    while True:
+        newline = data.rfind(b"\n", 0, end)
+        if newline < 0:
+            return 0
+        before -= data.count(b'"', newline, end)
+        if before % 2 == 0:
+            return newline + 1
+        end = newline
 
 
 class _RowGroups:
     """Cuts the stream into row groups of exactly `size` rows, each one contiguous, so the same rows
     always make the same bytes (whatever sizes the CSV reader's blocks had)."""
 
-    def __init__(self, writer, schema, size: int):
-        self.writer, self.schema, self.size = writer, schema, size
+    def __init__(self, writer, schema, size: int, pool: pa.MemoryPool | None = None):
+        self.writer, self.schema, self.size, self.pool = writer, schema, size, pool
         self.pending: list = []
         self.count = 0
         self.written = 0
@@ -339,14 +397,14 @@ class _RowGroups:
         self.count += batch.num_rows
         while self.count >= self.size:
             table = pa.Table.from_batches(self.pending, schema=self.schema)
-            self.writer.write_table(table.slice(0, self.size).combine_chunks(), row_group_size=self.size)
+            self.writer.write_table(table.slice(0, self.size).combine_chunks(memory_pool=self.pool), row_group_size=self.size)
             rest = table.slice(self.size)
             self.pending, self.count = rest.to_batches(), rest.num_rows
             self.written += self.size
 
     def flush(self) -> None:
         if self.count:
-            table = pa.Table.from_batches(self.pending, schema=self.schema).combine_chunks()
+            table = pa.Table.from_batches(self.pending, schema=self.schema).combine_chunks(memory_pool=self.pool)
             self.writer.write_table(table, row_group_size=max(self.size, table.num_rows))
             self.written += table.num_rows
         self.pending, self.count = [], 0

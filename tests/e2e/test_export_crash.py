@@ -2,16 +2,20 @@
 reclaimed after its lease and completes whole. (Its own module: no other worker may listen meanwhile.)"""
 import os
 import signal
+import subprocess
 import uuid
 
 import duckdb
 import polars as pl
+import pytest
 
 from models.db import session_scope
-from models.engine import Incoming, apply_chunk
+from models.engine import Incoming, apply_chunk, current_version
+from models.synkronus import EXPORT_PARQUET
 from models.tables import Job
 from models.users import ensure_tenant
 from tests.conftest import WorkerProcess, wait_for
+from workers.api import submit_job
 from workers.exports import MANIFEST, run_dir, submit_export
 from workers.sweeper import sweep_once
 
@@ -78,17 +82,21 @@ def test_a_killed_export_worker_leaves_nothing_half_written(settings, engine, re
     assert total == ROWS
 
 
-def test_a_full_disk_fails_the_export_clearly_and_leaves_nothing(settings, engine, real_sessions, celery_app,
+@pytest.mark.parametrize("kind", ["engine", "synkronus"])
+def test_a_full_disk_fails_the_export_clearly_and_leaves_nothing(kind, settings, engine, real_sessions, celery_app,
                                                                  tmp_path):
-    """The export volume is a 1 MiB tmpfs (skipped where mounting is not allowed): ENOSPC mid-export."""
-    import subprocess
-    import pytest
+    """The worker's data volume is a 1 MiB tmpfs, mounted by the test (which needs root, as CI has; as
+    another user it is skipped): ENOSPC mid-export, for the engine's export and for Synkronus's ZIP."""
     volume = tmp_path / "full"
     volume.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(volume)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(volume)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        if os.geteuid() != 0:
+            pytest.skip("mounting a small tmpfs needs root")
+        pytest.fail(f"could not mount a 1 MiB tmpfs as root: {mounted.stderr.strip()}")
     try:
+        assert os.statvfs(volume).f_blocks * os.statvfs(volume).f_frsize <= 1 << 20
         tenant = f"full-{uuid.uuid4().hex[:6]}"
         with session_scope(real_sessions) as s:
             ensure_tenant(s, tenant)
@@ -99,16 +107,23 @@ def test_a_full_disk_fails_the_export_clearly_and_leaves_nothing(settings, engin
         worker = WorkerProcess(small, queues=("exports",), concurrency=1).start()
         try:
             with session_scope(real_sessions) as s:
-                job, _ = submit_export(s, celery_app, tenant_id=tenant, created_by="t",
-                                       spec={"namespace": "synkronus", "record_types": [], "since_version": 0,
-                                             "until": None, "partition_by": ["record_type"]})
+                if kind == "engine":
+                    job, _ = submit_export(s, celery_app, tenant_id=tenant, created_by="t",
+                                           spec={"namespace": "synkronus", "record_types": [], "since_version": 0,
+                                                 "until": None, "partition_by": ["record_type"]})
+                else:
+                    job, _ = submit_job(s, celery_app, tenant_id=tenant, kind=EXPORT_PARQUET,
+                                        params={"until": current_version(s, tenant)})
             wait_for(lambda: _job(real_sessions, job.id).status in ("COMPLETED", "FAILED"), 60,
                      message=worker.tail())
         finally:
             worker.stop()
         done = _job(real_sessions, job.id)
-        assert done.status == "FAILED" and done.error_code == "disk_full"
+        assert done.status == "FAILED" and done.error_code == "disk_full", (done.status, done.error_code,
+                                                                             done.error_detail)
         assert "no space left" in done.error_detail
-        assert list((volume / "exports").iterdir()) == []  # nothing partial left
+        left = [str(p.relative_to(volume)) for p in volume.rglob("*") if not p.is_dir() and p != worker.log_path]
+        assert left == []  # nothing partial left: no run directory, no temp file, no blob (only the worker's log)
+        assert not (volume / "exports").exists() or list((volume / "exports").iterdir()) == []
     finally:
         subprocess.run(["umount", str(volume)], capture_output=True)

@@ -3,6 +3,7 @@ the shape of Synkronus 1.0.3 (its fixed columns, `data_<key>` columns whose type
 type of its own, rows by created_at), through the engine's exporter; the ZIP goes to the blob store."""
 from __future__ import annotations
 
+import errno
 import shutil
 
 from models.blobs import register_blob
@@ -32,6 +33,8 @@ def run_export_parquet(ctx):
         with open(archive, "rb") as f:
             sha, size = ctx.runtime.blobs.put_stream(f, chunk_size=1 << 20)
     except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise JobFailed("disk_full", "no space left on the export volume; nothing of this export was kept") from None
         raise JobFailed("export_write_failed",
                         f"the export could not be written ({exc.strerror or type(exc).__name__})") from None
     finally:
