@@ -297,6 +297,8 @@ def changes_since(session: Session, *, tenant_id: str, namespace: str, since: in
 # tenant's feed is a few rows and pick a bitmap scan of the whole feed and a sort instead; with these off
 # (for the page's transaction only) the plan no longer depends on the statistics.
 _FEED_PLAN = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; "
+# Feed columns may render timestamps from their text, which follows the DateStyle: pin it for the page.
+_FEED_DATESTYLE = "SET LOCAL DateStyle = 'ISO, MDY'; "
 
 
 def feed_page(session: Session, *, tenant_id: str, namespace: str, since: int, limit: int,
@@ -311,7 +313,7 @@ def feed_page(session: Session, *, tenant_id: str, namespace: str, since: int, l
         params["types"] = list(record_types)
         if len(record_types) > 1:
             plan = ""  # several types: merging their index ranges needs a sort, let the planner choose
-    rows = session.execute(text(f"""{plan}
+    rows = session.execute(text(f"""{_FEED_DATESTYLE}{plan}
         SELECT c.counter, f.* FROM (SELECT COALESCE((SELECT value FROM sync_counters WHERE tenant_id = :t), 1)
                                     AS counter) c
           LEFT JOIN LATERAL (
