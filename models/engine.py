@@ -161,6 +161,8 @@ WITH src AS (
            s.deleted, s.geolocation, :origin, :base + s.ord + 1, COALESCE(s.created_at, now()), now(),
            :actor, :actor
       FROM src s
+     -- in version order, so the heap follows the feed and a pull page reads a few adjacent pages
+     ORDER BY s.ord
     ON CONFLICT (tenant_id, namespace, record_key) DO UPDATE
        SET record_type = EXCLUDED.record_type, schema_version = EXCLUDED.schema_version,
            data = EXCLUDED.data, meta = EXCLUDED.meta, content_hash = EXCLUDED.content_hash,
@@ -176,6 +178,9 @@ WITH src AS (
            CAST(:job AS uuid), up.record_type, up.deleted, old.record_type, old.deleted
       FROM up LEFT JOIN old ON old.record_key = up.record_key
     RETURNING 1
+), bump AS (
+    UPDATE sync_counters SET value = :base + :n WHERE tenant_id = :tenant
+    RETURNING 1
 )
 -- (data-modifying CTEs run once whether or not this SELECT reads them)
 SELECT s.position, s.record_key, up.version AS new_version, old.version AS old_version, old.origin AS old_origin,
@@ -186,6 +191,16 @@ SELECT s.position, s.record_key, up.version AS new_version, old.version AS old_v
   LEFT JOIN up ON up.record_key = s.record_key
   LEFT JOIN old ON old.record_key = s.record_key
  ORDER BY s.ord
+"""
+
+
+# Creates the tenant's counter row when it has none and locks it either way, in one round trip. The merge
+# runs as a statement of its own after this one, so its snapshot sees everything committed before the
+# lock was granted (the merge's own CTE bumps the counter).
+_LOCK_COUNTER = """
+    INSERT INTO sync_counters AS c (tenant_id, value) VALUES (:t, 1)
+    ON CONFLICT (tenant_id) DO UPDATE SET value = c.value
+    RETURNING value
 """
 
 
@@ -203,14 +218,12 @@ def apply_chunk(session: Session, *, tenant_id: str, namespace: str, records: li
     if not records:
         return result
     _stage(session, records, with_applied=bool(hooks))
-    ensure_counter(session, tenant_id)
-    base = session.execute(text("SELECT value FROM sync_counters WHERE tenant_id = :t FOR UPDATE"),
-                           {"t": tenant_id}).scalar_one()
+    base = session.execute(text(_LOCK_COUNTER), {"t": tenant_id}).scalar_one()
     merge = _MERGE.replace("{applied}", _APPLIED_CTE if hooks else "")
     rows = session.execute(text(merge), {
         "tenant": tenant_id, "ns": namespace, "origin": origin, "actor": actor, "base": base,
         "transmission": transmission, "job": None if job_id is None else str(job_id),
-        "since": client_since if client_since is not None else 2 ** 62,
+        "since": client_since if client_since is not None else 2 ** 62, "n": len(records),
     }).all()
     winners: dict[str, int] = {}
     for row in rows:
@@ -238,8 +251,6 @@ def apply_chunk(session: Session, *, tenant_id: str, namespace: str, records: li
     top = max(winners.values(), default=None)
     if top is not None:
         result.max_version = top
-    session.execute(text("UPDATE sync_counters SET value = :v WHERE tenant_id = :t"),
-                    {"v": base + len(records), "t": tenant_id})
     if conflicts_to_keep:
         _keep_conflicts(session, tenant_id, namespace, conflicts_to_keep, client_since, job_id, origin)
     if winners:
@@ -286,6 +297,8 @@ def changes_since(session: Session, *, tenant_id: str, namespace: str, since: in
 # tenant's feed is a few rows and pick a bitmap scan of the whole feed and a sort instead; with these off
 # (for the page's transaction only) the plan no longer depends on the statistics.
 _FEED_PLAN = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; "
+# Feed columns may render timestamps from their text, which follows the DateStyle: pin it for the page.
+_FEED_DATESTYLE = "SET LOCAL DateStyle = 'ISO, MDY'; "
 
 
 def feed_page(session: Session, *, tenant_id: str, namespace: str, since: int, limit: int,
@@ -300,7 +313,7 @@ def feed_page(session: Session, *, tenant_id: str, namespace: str, since: int, l
         params["types"] = list(record_types)
         if len(record_types) > 1:
             plan = ""  # several types: merging their index ranges needs a sort, let the planner choose
-    rows = session.execute(text(f"""{plan}
+    rows = session.execute(text(f"""{_FEED_DATESTYLE}{plan}
         SELECT c.counter, f.* FROM (SELECT COALESCE((SELECT value FROM sync_counters WHERE tenant_id = :t), 1)
                                     AS counter) c
           LEFT JOIN LATERAL (

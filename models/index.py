@@ -16,8 +16,8 @@ _LOCK_WATERMARK = """
 
 _FOLD = """
 WITH ch AS MATERIALIZED (
-    -- uq_record_changes_version serves this in version order; versions are handed out in commit order,
-    -- so every change below the newest one read here is already visible
+    -- the primary key (tenant_id, version) serves this in version order; versions are handed out in
+    -- commit order, so every change below the newest one read here is already visible
     SELECT record_key, record_type, deleted, old_record_type, old_deleted, version FROM record_changes
      WHERE tenant_id = :t AND version > :w AND namespace = :ns
      ORDER BY version LIMIT :n

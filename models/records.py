@@ -43,13 +43,14 @@ class Record(Base):
 
 
 class RecordChange(Base):
-    """Audit: one row per accepted change (the version it got, old and new hash, who and which push)."""
+    """Audit: one row per accepted change (the version it got, old and new hash, who and which push).
+    Written inside the counter lock by every push, so it carries one index only: its key, (tenant_id,
+    version), the order the index step reads it in."""
     __tablename__ = "record_changes"
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    tenant_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     namespace: Mapped[str] = mapped_column(String(32), nullable=False)
     record_key: Mapped[str] = mapped_column(Text, nullable=False)
-    version: Mapped[int] = mapped_column(BigInteger, nullable=False)
     old_hash: Mapped[str | None] = mapped_column(String(64))
     new_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     actor: Mapped[str | None] = mapped_column(Text)
@@ -61,11 +62,6 @@ class RecordChange(Base):
     old_record_type: Mapped[str | None] = mapped_column(Text)
     old_deleted: Mapped[bool | None] = mapped_column(Boolean)
     changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
-    __table_args__ = (
-        Index("ix_record_changes_key", "tenant_id", "namespace", "record_key"),
-        Index("ix_record_changes_job", "job_id"),
-        Index("uq_record_changes_version", "tenant_id", "version", unique=True),
-    )
 
 
 class RecordConflict(Base):

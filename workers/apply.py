@@ -51,10 +51,11 @@ def run_apply(ctx, items: Iterable[Incoming | Rejected], *, namespace: str, orig
         if not pending and not rejected:
             return
         with ctx.session() as session:
+            # before the apply: from there to the commit the tenant's counter row is locked
+            jobs.record_errors(session, ctx.job.id, [r.as_error() for r in rejected])
             result = apply_chunk(session, tenant_id=ctx.job.tenant_id, namespace=namespace, records=pending,
                                  actor=ctx.job.created_by, origin=origin, transmission=transmission,
                                  job_id=ctx.job.id, client_since=client_since, hooks=ctx.hooks(namespace))
-            jobs.record_errors(session, ctx.job.id, [r.as_error() for r in rejected])
             if on_chunk is not None:
                 on_chunk(session, pending, result, rejected)
             counts["accepted"] += len(result.accepted)

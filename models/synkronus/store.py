@@ -8,6 +8,14 @@ from sqlalchemy.orm import Session
 from models import engine
 from models.synkronus import NAMESPACE
 
+
+def _rfc3339(column: str) -> str:
+    """fs_rfc3339(column) for a pull page, at a quarter of its cost: the text of a UTC timestamp in the
+    ISO DateStyle (which models.engine.feed_page sets for the page, and psycopg2 needs anyway) is the
+    same ISO 8601 with a space for the T, fractional seconds without trailing zeros as well."""
+    return f"translate(({column} AT TIME ZONE 'UTC')::text, ' ', 'T') || 'Z'"
+
+
 # A Synkronus 1.0.3 observation (plus its `version`). synced_at: the client's when it sent one, else the
 # time the server stored the record.
 OBSERVATION_JSON = """version, (
@@ -15,12 +23,13 @@ OBSERVATION_JSON = """version, (
     || ',"form_type":' || to_json(record_type)::text
     || ',"form_version":' || to_json(schema_version)::text
     || ',"data":' || COALESCE(data::text, '{}')
-    || ',"created_at":"' || fs_rfc3339(created_at)
-    || '","updated_at":"' || fs_rfc3339(updated_at)
-    || '","synced_at":' || COALESCE((meta->'synced_at')::text, '"' || fs_rfc3339(updated_at) || '"')
+    || ',"created_at":"' || {created}
+    || '","updated_at":"' || {updated}
+    || '","synced_at":' || COALESCE((meta->'synced_at')::text, '"' || {updated} || '"')
     || ',"deleted":' || CASE WHEN deleted THEN 'true' ELSE 'false' END
     || ',"geolocation":' || COALESCE(geolocation::text, 'null')
-    || ',"version":' || version::text || '}') AS json"""
+    || ',"version":' || version::text || '}') AS json""".replace("{created}", _rfc3339("created_at")).replace(
+    "{updated}", _rfc3339("updated_at"))
 
 
 # The fixed columns of /dataexport/parquet, in order: (name, SQL, kind, nullable). synced_at as a pull
