@@ -6,11 +6,13 @@ the records table of one tenant, then measures, on a fresh `celery worker --queu
 - the engine export (POST /exports' job): rows/s and the worker's peak RSS;
 - the Synkronus ZIP (GET /dataexport/parquet's job): seconds and peak RSS;
 - in the same run, the raw polars rate: a separate process reads the same rows from PostgreSQL with
-  connectorx and writes Parquet with polars, (a) the same flat columns (the exporter's own SELECT, one
-  form type at a time) and (b) the plain columns with `data` as JSON text; rows/s and peak RSS;
+  connectorx and writes Parquet with polars, before and after the exports (pooled), (a) the same flat
+  columns (the exporter's own SELECT, one form type at a time) and (b) the plain columns with `data` as
+  JSON text; rows/s and peak RSS;
 
 and prints each export's rate as a ratio to the raw rates measured in the same run (absolute rates on a
-shared machine are noisy; the ratios are the figures), and the peak RSS at each size. It needs the bench extra (`pip install -e '.[bench]'`: connectorx, psutil).
+shared machine are noisy; the ratios are the figures), and the peak RSS at each size. It needs the bench
+extra (`pip install -e '.[bench]'`: connectorx, psutil).
 
     python bench/export_bench.py --database-url postgresql://postgres@127.0.0.1:5432/postgres \
         --redis-url redis://127.0.0.1:6379/3 [--sizes 100000,1000000]
@@ -251,11 +253,19 @@ def main() -> None:
             worker = start_worker(env, workdir)  # a fresh worker per size: each peak is that size's own
             params = {"namespace": "synkronus", "record_types": [], "since_version": 0, "until": n + 1,
                       "partition_by": ["record_type"]}
+            # the raw rates are measured before and after the exports and pooled: on a shared machine the
+            # load drifts, and a raw rate taken only on one side of the exports would be biased by it
+            queries = flat_queries(sessions, tenant, n), plain_queries(tenant)
+            before = [raw_polars(url, q, workdir) for q in queries]
             seconds, peak, result = run_job(settings, celery, sessions, worker.pid, tenant, EXPORT, params)
             size = sum(f["bytes"] for f in result["manifest"]["files"])
             zs, zpeak, zres = run_job(settings, celery, sessions, worker.pid, tenant, EXPORT_PARQUET, {"until": n + 1})
-            flat = raw_polars(url, flat_queries(sessions, tenant, n), workdir)
-            plain = raw_polars(url, plain_queries(tenant), workdir)
+            after = [raw_polars(url, q, workdir) for q in queries]
+            flat, plain = ({"rows": a["rows"] + b["rows"], "seconds": a["seconds"] + b["seconds"],
+                            "peak_rss": max(a["peak_rss"], b["peak_rss"])} for a, b in zip(before, after))
+            for label, b, a in zip(("flat columns", "JSON text"), before, after):
+                print(f"raw polars ({label}) before the exports {b['rows'] / b['seconds']:,.0f} rows/s, "
+                      f"after {a['rows'] / a['seconds']:,.0f} rows/s")
             rate, zrate = n / seconds, n / zs
             flat_rate, plain_rate = flat["rows"] / flat["seconds"], plain["rows"] / plain["seconds"]
             print(f"raw polars+connectorx, same flat columns: {flat_rate:,.0f} rows/s ({flat['seconds']:.1f} s), "
