@@ -6,10 +6,13 @@ the records table of one tenant, then measures, on a fresh `celery worker --queu
 - the engine export (POST /exports' job): rows/s and the worker's peak RSS;
 - the Synkronus ZIP (GET /dataexport/parquet's job): seconds and peak RSS;
 - in the same run, the raw polars rate: a separate process reads the same rows from PostgreSQL with
-  connectorx and writes Parquet with polars, (a) the same flat columns (the exporter's own SELECT, one
-  form type at a time) and (b) the plain columns with `data` as JSON text; rows/s and peak RSS;
+  connectorx and writes Parquet with polars, before and after the exports (pooled), (a) the same flat
+  columns (the exporter's own SELECT, one form type at a time) and (b) the plain columns with `data` as
+  JSON text; rows/s and peak RSS;
 
-and prints export/raw ratios. It needs the bench extra (`pip install -e '.[bench]'`: connectorx, psutil).
+and prints each export's rate as a ratio to the raw rates measured in the same run (absolute rates on a
+shared machine are noisy; the ratios are the figures), and the peak RSS at each size. It needs the bench
+extra (`pip install -e '.[bench]'`: connectorx, psutil).
 
     python bench/export_bench.py --database-url postgresql://postgres@127.0.0.1:5432/postgres \
         --redis-url redis://127.0.0.1:6379/3 [--sizes 100000,1000000]
@@ -250,32 +253,48 @@ def main() -> None:
             worker = start_worker(env, workdir)  # a fresh worker per size: each peak is that size's own
             params = {"namespace": "synkronus", "record_types": [], "since_version": 0, "until": n + 1,
                       "partition_by": ["record_type"]}
+            # the raw rates are measured before and after the exports and pooled: on a shared machine the
+            # load drifts, and a raw rate taken only on one side of the exports would be biased by it
+            queries = flat_queries(sessions, tenant, n), plain_queries(tenant)
+            before = [raw_polars(url, q, workdir) for q in queries]
             seconds, peak, result = run_job(settings, celery, sessions, worker.pid, tenant, EXPORT, params)
             size = sum(f["bytes"] for f in result["manifest"]["files"])
-            rate = n / seconds
-            print(f"engine export: {rate:,.0f} rows/s ({seconds:.1f} s, {size / MIB:.0f} MiB of Parquet, "
-                  f"{len(result['manifest']['files'])} files); worker peak RSS {peak / MIB:.0f} MiB")
             zs, zpeak, zres = run_job(settings, celery, sessions, worker.pid, tenant, EXPORT_PARQUET, {"until": n + 1})
-            print(f"synkronus ZIP: {n / zs:,.0f} rows/s ({zs:.1f} s, {zres['size'] / MIB:.0f} MiB); "
-                  f"worker peak RSS {zpeak / MIB:.0f} MiB")
-            flat = raw_polars(url, flat_queries(sessions, tenant, n), workdir)
-            plain = raw_polars(url, plain_queries(tenant), workdir)
+            after = [raw_polars(url, q, workdir) for q in queries]
+            flat, plain = ({"rows": a["rows"] + b["rows"], "seconds": a["seconds"] + b["seconds"],
+                            "peak_rss": max(a["peak_rss"], b["peak_rss"])} for a, b in zip(before, after))
+            for label, b, a in zip(("flat columns", "JSON text"), before, after):
+                print(f"raw polars ({label}) before the exports {b['rows'] / b['seconds']:,.0f} rows/s, "
+                      f"after {a['rows'] / a['seconds']:,.0f} rows/s")
+            rate, zrate = n / seconds, n / zs
             flat_rate, plain_rate = flat["rows"] / flat["seconds"], plain["rows"] / plain["seconds"]
             print(f"raw polars+connectorx, same flat columns: {flat_rate:,.0f} rows/s ({flat['seconds']:.1f} s), "
-                  f"peak RSS {flat['peak_rss'] / MIB:.0f} MiB; export/raw ratio {rate / flat_rate:.2f}")
+                  f"peak RSS {flat['peak_rss'] / MIB:.0f} MiB")
             print(f"raw polars+connectorx, data as JSON text: {plain_rate:,.0f} rows/s ({plain['seconds']:.1f} s), "
-                  f"peak RSS {plain['peak_rss'] / MIB:.0f} MiB; export/raw ratio {rate / plain_rate:.2f}")
+                  f"peak RSS {plain['peak_rss'] / MIB:.0f} MiB")
+            print(f"engine export: {rate:,.0f} rows/s ({seconds:.1f} s, {size / MIB:.0f} MiB of Parquet, "
+                  f"{len(result['manifest']['files'])} files); ratio to raw: {rate / flat_rate:.2f} (flat columns), "
+                  f"{rate / plain_rate:.2f} (JSON text); worker peak RSS {peak / MIB:.0f} MiB")
+            print(f"synkronus ZIP: {zrate:,.0f} rows/s ({zs:.1f} s, {zres['size'] / MIB:.0f} MiB); ratio to raw: "
+                  f"{zrate / flat_rate:.2f} (flat columns), {zrate / plain_rate:.2f} (JSON text); "
+                  f"worker peak RSS {zpeak / MIB:.0f} MiB")
             stop_worker(worker)
             worker = None
-            results[n] = {"rate": rate, "peak": peak, "zip_peak": zpeak}
+            results[n] = {"ratio": rate / flat_rate, "zip_ratio": zrate / flat_rate, "peak": peak, "zip_peak": zpeak}
             import shutil
             shutil.rmtree(settings.export_dir, ignore_errors=True)
             shutil.rmtree(settings.blob_dir, ignore_errors=True)
         sizes = sorted(results)
+        print("--- summary (ratios: export rows/s over the raw polars rate of the same flat columns, same run)")
+        for n in sizes:
+            r = results[n]
+            print(f"{n:>9,}: engine export ratio {r['ratio']:.2f}, peak RSS {r['peak'] / MIB:.0f} MiB; "
+                  f"synkronus ZIP ratio {r['zip_ratio']:.2f}, peak RSS {r['zip_peak'] / MIB:.0f} MiB")
         if len(sizes) > 1:
             a, b = results[sizes[0]], results[sizes[-1]]
-            print(f"worker peak RSS {sizes[0]:,} → {sizes[-1]:,}: export {a['peak'] / MIB:.0f} → {b['peak'] / MIB:.0f} MiB, "
-                  f"synkronus ZIP {a['zip_peak'] / MIB:.0f} → {b['zip_peak'] / MIB:.0f} MiB")
+            print(f"worker peak RSS {sizes[0]:,} → {sizes[-1]:,}: export {a['peak'] / MIB:.0f} → {b['peak'] / MIB:.0f} MiB "
+                  f"({b['peak'] / a['peak'] - 1:+.0%}), synkronus ZIP {a['zip_peak'] / MIB:.0f} → "
+                  f"{b['zip_peak'] / MIB:.0f} MiB ({b['zip_peak'] / a['zip_peak'] - 1:+.0%})")
         engine.dispose()
     finally:
         if worker is not None:
