@@ -18,6 +18,7 @@ from web import context, db
 from web.auth import check_tenant, current_principal, require
 from web.errors import BadRequest, Conflict, NotFound
 from web.jsonbody import read_json_object
+from web.ops.jobs import _iso
 from web.ops.schemas import CleanText, load, not_blank
 
 bp = Blueprint("admin_users", __name__, url_prefix="/admin/users")
@@ -67,16 +68,13 @@ class UserList(Schema):
     users = fields.List(fields.Nested(UserOut))
 
 
-def _iso(value):
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
 def user_view(user) -> dict:
     return {"id": str(user.id), "username": user.username, "role": user.role, "tenant": user.tenant_id,
             "system": user.is_system, "created_at": _iso(user.created_at), "updated_at": _iso(user.updated_at)}
 
 
-def _may_manage(principal, user) -> bool:
+def may_manage(principal, user) -> bool:
+    """Users of the tenants the admin may act in; a system user only for a system admin."""
     return principal.may_act_in(user.tenant_id) and (principal.is_system or not user.is_system)
 
 
@@ -84,7 +82,7 @@ def _load(username: str):
     principal = current_principal()
     found = get_by_username(db.session(), username) if len(username) <= USERNAME_MAX and "\x00" not in username \
         else None
-    if found is None or not _may_manage(principal, found):
+    if found is None or not may_manage(principal, found):
         raise NotFound("no such user")
     return found
 
@@ -110,7 +108,7 @@ def create():
 def list_all():
     principal = current_principal()
     users = list_users(db.session(), subtree=None if principal.is_system else principal.tenant_id)
-    return {"users": [user_view(u) for u in users if _may_manage(principal, u)]}
+    return {"users": [user_view(u) for u in users if may_manage(principal, u)]}
 
 
 @bp.get("/<username>")
@@ -154,30 +152,5 @@ def delete(username: str):
     return {"deleted": True, "username": user.username}
 
 
-# --- its description in /openapi.json (merged by web.ops.openapi) ---------------------------------------
-
+# the schemas by name, for /openapi.json (web.ops.openapi describes the routes)
 SCHEMAS = {"UserIn": UserIn, "UserPatch": UserPatch, "UserOut": UserOut, "UserList": UserList}
-USERNAME = {"name": "username", "in": "path", "required": True, "schema": {"type": "string"}}
-
-
-def openapi_paths(answer, json_body, bearer, errors) -> dict[str, dict]:
-    def op(summary, schema, status="200", body=None, **more):
-        out = {"summary": summary, "tags": ["admin"], "security": bearer,
-               "responses": {status: answer("done", schema), "403": answer("not an admin"), **errors, **more}}
-        if body:
-            out["requestBody"] = json_body(body)
-        return out
-
-    return {
-        "/admin/users": {
-            "post": op("Create a user in the admin's tenant subtree", "UserOut", "201", "UserIn",
-                       **{"409": answer("a user of that name exists")}),
-            "get": op("The users of the admin's tenant subtree", "UserList")},
-        "/admin/users/<username>": {
-            "get": {**op("A user", "UserOut"), "parameters": [USERNAME]},
-            "patch": {**op("Change a user's password (revoking its tokens) or role", "UserOut", body="UserPatch",
-                           **{"409": answer("your own role")}), "parameters": [USERNAME]},
-            "delete": {**op("Delete a user", {"type": "object"},
-                            **{"409": answer("yourself, or the last system admin")}), "parameters": [USERNAME]}},
-    }
-

@@ -11,7 +11,7 @@ from web import db
 from web.auth import check_tenant, current_principal, require
 from web.errors import BadRequest, Conflict
 from web.inputs import INT32_MAX, json_problem
-from web.ops.openapi import BEARER, ERRORS, answer, json_body
+from web.ops.openapi import admin_operation, answer
 from web.ops.schemas import CleanText, load, not_blank
 from web.jsonbody import read_json
 from workers.digit import forms
@@ -154,14 +154,11 @@ def list_():
 SCHEMAS = {"FormIn": FormIn, "FormsQuery": FormsQuery, "FormOut": FormOut, "FormList": FormList}
 OPENAPI_PATHS = {
     "/admin/forms": {
-        "post": {"summary": "Publish a version of a campaign form (admin, in its tenant subtree)", "tags": ["admin"],
-                 "security": BEARER, "requestBody": json_body("FormIn"),
-                 "responses": {"201": answer("the published form", "FormOut"),
-                               "400": answer("invalid members (`fields`) or form problems (`problems`)", "Problem"),
-                               "403": answer("not an admin"),
-                               "409": answer("the version is not above the latest published (`latest_version`)"),
-                               **{k: v for k, v in ERRORS.items() if k != "400"}}},
-        "get": {"summary": "Published form versions, newest first", "tags": ["admin"], "security": BEARER,
-                "parameters": [{"in": "query", "schema": "FormsQuery"}],
-                "responses": {"200": answer("forms", "FormList"), "403": answer("not an admin"), **ERRORS}}},
+        "post": admin_operation(
+            "Publish a version of a campaign form (admin, in its tenant subtree)", "FormOut", "201", "FormIn",
+            described="the published form",
+            **{"400": answer("invalid members (`fields`) or form problems (`problems`)", "Problem"),
+               "409": answer("the version is not above the latest published (`latest_version`)")}),
+        "get": {**admin_operation("Published form versions, newest first", "FormList", described="forms"),
+                "parameters": [{"in": "query", "schema": "FormsQuery"}]}},
 }

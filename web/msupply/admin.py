@@ -14,7 +14,7 @@ from web.errors import BadRequest, Conflict, NotFound
 from web.inputs import INT32_MAX
 from web.jsonbody import read_json_object
 from web.msupply.envelope import json_response
-from web.ops.openapi import BEARER, ERRORS, answer, json_body
+from web.ops.openapi import admin_operation, answer
 from web.ops.schemas import CleanText, StrictInteger, load, not_blank
 
 bp = Blueprint("msupply_admin", __name__, url_prefix="/admin/sites")
@@ -162,25 +162,19 @@ SITE_ID = {"name": "site_id", "in": "path", "required": True, "schema": {"type":
 SCHEMAS = {"SiteIn": SiteIn, "SiteOut": SiteOut, "SiteList": SiteList, "SiteDeleted": SiteDeleted}
 
 
-def _op(summary: str, answer_schema: str, status: str = "200", body: str | None = None, **more) -> dict:
-    op = {"summary": summary, "security": BEARER, "tags": ["admin"],
-          "responses": {status: answer("the site" if answer_schema == "SiteOut" else "done", answer_schema),
-                        "403": answer("not an admin"), **ERRORS, **more}}
-    if body:
-        op["requestBody"] = json_body(body)
-    return op
-
-
 OPENAPI_PATHS = {
     "/admin/sites": {
-        "post": _op("Register an mSupply satellite site (admin; the tenant is the admin's)", "SiteOut", "201",
-                    "SiteIn", **{"409": answer("a site with that id or name exists")}),
-        "get": _op("The tenant's sites", "SiteList")},
+        "post": admin_operation("Register an mSupply satellite site (admin; the tenant is the admin's)", "SiteOut",
+                                "201", "SiteIn", described="the site",
+                                **{"409": answer("a site with that id or name exists")}),
+        "get": admin_operation("The tenant's sites", "SiteList")},
     "/admin/sites/<int:site_id>": {
-        "get": {**_op("A site", "SiteOut"), "parameters": [SITE_ID]},
-        "patch": {**_op("Change a site's name, password or stores (any of SiteIn's fields; not its id)", "SiteOut",
-                        body="SiteIn", **{"409": answer("a site with that name exists")}), "parameters": [SITE_ID]},
-        "delete": {**_op("Remove a site", "SiteDeleted"), "parameters": [SITE_ID]}},
+        "get": {**admin_operation("A site", "SiteOut", described="the site"), "parameters": [SITE_ID]},
+        "patch": {**admin_operation("Change a site's name, password or stores (any of SiteIn's fields; not its id)",
+                                    "SiteOut", body="SiteIn", described="the site",
+                                    **{"409": answer("a site with that name exists")}), "parameters": [SITE_ID]},
+        "delete": {**admin_operation("Remove a site", "SiteDeleted"), "parameters": [SITE_ID]}},
     "/admin/sites/<int:site_id>/reset-hardware": {
-        "post": {**_op("Unbind the site's device, so a new one can sign in", "SiteOut"), "parameters": [SITE_ID]}},
+        "post": {**admin_operation("Unbind the site's device, so a new one can sign in", "SiteOut",
+                                   described="the site"), "parameters": [SITE_ID]}},
 }

@@ -144,18 +144,23 @@ def parse_limit(raw: str | None) -> int:
     return min(limit, MAX_PULL)
 
 
+def _entry(row, mapping: V1Map) -> dict:
+    """A queue entry's fields as the client reads them, but `data`: every key present (the Rust client
+    requires them), "" where a value does not apply; a merge names the kept record."""
+    return {"SyncID": row.sync_id, "RecordType": row.record_type,
+            "RecordID": row.merge_keep if row.sync_type == "M" else row.record_id,
+            "SyncType": row.sync_type, "StoreID": row.store_id or "",
+            "KeyFieldID": mapping.key_field(row.record_type),
+            "mergeIDtokeep": row.merge_keep or "", "mergeIDtodelete": row.merge_delete or ""}
+
+
+def _has_data(row) -> bool:
+    return row.sync_type in ("I", "U") and bool(row.data_text)
+
+
 def pulled(row, version: int, mapping: V1Map) -> dict:
-    """One queue entry as the client reads it: lowercase `data`, every key present (the Rust client
-    requires them), "" where a value does not apply."""
-    data = {}
-    if row.sync_type in ("I", "U") and row.data_text:
-        data = orjson.loads(row.data_text)
-    record = {"SyncID": row.sync_id, "RecordType": row.record_type, "RecordID": row.record_id,
-              "SyncType": row.sync_type, "StoreID": row.store_id or "",
-              "KeyFieldID": mapping.key_field(row.record_type),
-              "mergeIDtokeep": row.merge_keep or "", "mergeIDtodelete": row.merge_delete or "", "data": data}
-    if row.sync_type == "M":
-        record["RecordID"] = row.merge_keep
+    """One queue entry as the client reads it, with its lowercase `data` parsed ({} where none applies)."""
+    record = {**_entry(row, mapping), "data": orjson.loads(row.data_text) if _has_data(row) else {}}
     if version == 1:
         return mapping.from_v3(record)
     return record
@@ -169,11 +174,6 @@ def pulled_page(rows, version: int, mapping: V1Map) -> bytes:
         return orjson.dumps([pulled(row, version, mapping) for row in rows])
     parts = []
     for row in rows:
-        head = orjson.dumps({
-            "SyncID": row.sync_id, "RecordType": row.record_type,
-            "RecordID": row.merge_keep if row.sync_type == "M" else row.record_id,
-            "SyncType": row.sync_type, "StoreID": row.store_id or "", "KeyFieldID": mapping.key_field(row.record_type),
-            "mergeIDtokeep": row.merge_keep or "", "mergeIDtodelete": row.merge_delete or ""})
-        data = row.data_text.encode() if row.sync_type in ("I", "U") and row.data_text else b"{}"
-        parts.append(head[:-1] + b',"data":' + data + b"}")
+        data = row.data_text.encode() if _has_data(row) else b"{}"
+        parts.append(orjson.dumps(_entry(row, mapping))[:-1] + b',"data":' + data + b"}")
     return b"[" + b",".join(parts) + b"]"

@@ -110,7 +110,7 @@ def paths() -> dict[str, dict]:
                     "The next run is the next fire time after now; fires missed while paused are not made up.",
                     "ScheduleActionOut", "the exports page"), "parameters": [SCHEDULE_ID]}},
         **_export_paths(),
-        **admin_users.openapi_paths(answer, json_body, BEARER, ERRORS),
+        **_user_paths(),
         "/ops/static/<path:filename>": {"get": {"summary": "The console's stylesheet and script",
                                                 "parameters": [{"name": "filename", "in": "path", "required": True,
                                                                 "schema": {"type": "string"}}],
@@ -126,6 +126,39 @@ SIG = {"name": "sig", "in": "query", "required": True, "schema": {"type": "strin
 
 def json_body(schema):
     return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def admin_operation(summary: str, schema, status: str = "200", body: str | None = None, *,
+                    described: str = "done", **responses) -> dict:
+    """An admin API operation (admin bearer token): its answer, 403 for another role, the usual errors,
+    and `responses` added or replacing them."""
+    operation = {"summary": summary, "tags": ["admin"], "security": BEARER,
+                 "responses": {status: answer(described, schema), "403": answer("not an admin"), **ERRORS,
+                               **responses}}
+    if body:
+        operation["requestBody"] = json_body(body)
+    return operation
+
+
+USERNAME = {"name": "username", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _user_paths() -> dict[str, dict]:
+    """fieldsync's user administration (web.admin_users)."""
+    return {
+        "/admin/users": {
+            "post": admin_operation("Create a user in the admin's tenant subtree", "UserOut", "201", "UserIn",
+                                    **{"409": answer("a user of that name exists")}),
+            "get": admin_operation("The users of the admin's tenant subtree", "UserList")},
+        "/admin/users/<username>": {
+            "get": {**admin_operation("A user", "UserOut"), "parameters": [USERNAME]},
+            "patch": {**admin_operation("Change a user's password (revoking its tokens) or role", "UserOut",
+                                        body="UserPatch", **{"409": answer("your own role")}),
+                      "parameters": [USERNAME]},
+            "delete": {**admin_operation("Delete a user", {"type": "object"},
+                                         **{"409": answer("yourself, or the last system admin")}),
+                       "parameters": [USERNAME]}},
+    }
 
 
 def _export_paths() -> dict[str, dict]:

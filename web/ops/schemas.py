@@ -29,15 +29,10 @@ class CleanText(fields.String):
 FIELD_NAME_MAX = 64
 
 
-def _field_names(messages) -> list[str]:
-    """The refused fields, named only where the name is short, storable text (a client's key is never
+def _shown_names(messages) -> list[str]:
+    """The refused fields a message may name: short, storable text only (a client's key is never
     repeated at length or with a NUL in it)."""
-    if not isinstance(messages, dict):
-        return []
-    named = sorted(k for k in messages if isinstance(k, str) and is_clean_text(k, FIELD_NAME_MAX))
-    if len(named) < len(messages):
-        named.append(f"{len(messages) - len(named)} with a long or invalid name")
-    return named
+    return sorted(k for k in messages if isinstance(k, str) and is_clean_text(k, FIELD_NAME_MAX))
 
 
 def _flatten(value) -> list[str]:
@@ -71,11 +66,12 @@ def load(schema: Schema, data, *, code: str = "bad_request", partial: bool = Fal
     try:
         return schema.load(data, partial=partial)
     except ValidationError as exc:
-        named = _field_names(exc.messages)
         messages = exc.messages if isinstance(exc.messages, dict) else {}
+        shown = _shown_names(messages)
+        named = shown + ([f"{len(messages) - len(shown)} with a long or invalid name"]
+                         if len(shown) < len(messages) else [])
         raise BadRequest("invalid " + ", ".join(named) if named else "invalid request", code=code,
-                         fields={k: _flatten(v)[:3] for k, v in messages.items()
-                                 if isinstance(k, str) and is_clean_text(k, FIELD_NAME_MAX)}) from None
+                         fields={k: _flatten(messages[k])[:3] for k in shown}) from None
 
 
 class _Strict(Schema):

@@ -13,6 +13,7 @@ from models.users import (
     get_by_username, list_users, set_password,
 )
 from web import context, db
+from web.admin_users import may_manage
 from web.auth import check_tenant, current_principal, require
 from web.errors import BadRequest, Conflict, NotFound, Unauthorized
 from web.jsonbody import read_json_object
@@ -32,16 +33,11 @@ def _rounds() -> int:
     return context.settings().bcrypt_rounds
 
 
-def _may_manage(principal, user) -> bool:
-    """Users of the tenants the admin may act in; a system admin only for a system admin."""
-    return principal.may_act_in(user.tenant_id) and (principal.is_system or not user.is_system)
-
-
 def _visible_user(username):
     username = text_field(username, "username", max_len=USERNAME_MAX)
     principal = current_principal()
     user = get_by_username(db.session(), username)
-    if user is None or not _may_manage(principal, user):
+    if user is None or not may_manage(principal, user):
         raise NotFound("User not found")
     return user
 
@@ -95,7 +91,7 @@ def index():
     principal = current_principal()
     users = list_users(db.session(), subtree=None if principal.is_system else principal.tenant_id)
     return [{"id": str(u.id), "username": u.username, "role": u.role, "createdAt": _iso(u.created_at),
-             "updatedAt": _iso(u.updated_at)} for u in users if _may_manage(principal, u)]
+             "updatedAt": _iso(u.updated_at)} for u in users if may_manage(principal, u)]
 
 
 @bp.delete("/users/<username>")
