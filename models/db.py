@@ -23,9 +23,11 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(database_url: str, *, pool_size: int = 5, connect_timeout: int = 5,
-                statement_timeout_ms: int | None = None, lock_timeout_ms: int | None = None) -> Engine:
+                statement_timeout_ms: int | None = None, lock_timeout_ms: int | None = None,
+                autocommit: bool = False) -> Engine:
     """An engine whose connections give up connecting after `connect_timeout` seconds, notice a dead peer
-    (TCP keepalives), and carry the given server-side statement and lock-wait limits (None or 0: none)."""
+    (TCP keepalives), and carry the given server-side statement and lock-wait limits (None or 0: none).
+    `autocommit`: every statement commits on its own (a pool of its own: no connection switches mode)."""
     options = []
     if statement_timeout_ms:
         options.append(f"-c statement_timeout={int(statement_timeout_ms)}")
@@ -42,6 +44,7 @@ def make_engine(database_url: str, *, pool_size: int = 5, connect_timeout: int =
         pool_timeout=10,
         future=True,
         connect_args=connect_args,
+        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
     _ping_after_idle(engine)
     _forget_temp_tables_on_rollback(engine)
@@ -104,14 +107,14 @@ def _ping_after_idle(engine: Engine) -> None:
             raise DisconnectionError("the pooled connection is gone")  # the pool connects afresh
 
 
-def engine_for(settings: Settings, role: str, *, pool_size: int = 5) -> Engine:
+def engine_for(settings: Settings, role: str, *, pool_size: int = 5, autocommit: bool = False) -> Engine:
     """The engine of a web process (short statement and lock limits: a client waits on them) or of a
     worker (a long statement limit: bulk applies and dumps run long statements)."""
     if role == "web":
         return make_engine(settings.database_url, pool_size=pool_size,
                            connect_timeout=settings.db_connect_timeout_seconds,
                            statement_timeout_ms=settings.db_statement_timeout_ms,
-                           lock_timeout_ms=settings.db_lock_timeout_ms)
+                           lock_timeout_ms=settings.db_lock_timeout_ms, autocommit=autocommit)
     if role == "worker":
         return make_engine(settings.database_url, pool_size=pool_size,
                            connect_timeout=settings.db_connect_timeout_seconds,

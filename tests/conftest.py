@@ -247,10 +247,12 @@ def live_worker(settings, engine, redis_url):
 def live_app(settings, real_sessions, celery_app, redis_client):
     """The app on committed sessions and the real broker (pair it with live_worker)."""
     from web.app import create_app
+    autocommit = make_engine(settings.database_url, pool_size=1, autocommit=True)
     application = create_app(settings, session_factory=real_sessions, celery_app=celery_app,
-                             redis_client=redis_client)
+                             redis_client=redis_client, autocommit_factory=make_session_factory(autocommit))
     application.testing = True
-    return application
+    yield application
+    autocommit.dispose()
 
 
 def wait_for(predicate, timeout: float = 30, interval: float = 0.1, message: str = "condition"):

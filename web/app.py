@@ -22,7 +22,7 @@ from workers.runtime import redis_client as make_redis
 
 
 def create_app(settings: Settings, *, session_factory: sessionmaker | None = None, celery_app=None,
-               redis_client=None) -> Flask:
+               redis_client=None, autocommit_factory: sessionmaker | None = None) -> Flask:
     app = Flask("fieldsync", static_folder=None)  # nothing served from the working directory
     app.config["FIELDSYNC_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -31,7 +31,8 @@ def create_app(settings: Settings, *, session_factory: sessionmaker | None = Non
 
     if session_factory is None:
         session_factory = make_session_factory(engine_for(settings, "web"))
-    db.install(app, session_factory)
+        autocommit_factory = make_session_factory(engine_for(settings, "web", pool_size=2, autocommit=True))
+    db.install(app, session_factory, autocommit_factory)
 
     if celery_app is None:
         from workers.app import make_celery

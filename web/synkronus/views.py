@@ -122,6 +122,7 @@ def _limit() -> int:
 
 @bp.post("/sync/pull")
 @require()
+@db.autocommit
 def pull():
     body = read_json_object(code="invalid_request")
     client_id = clean_text(body.get("client_id"), "client_id", CLIENT_ID_MAX, code="invalid_request")
