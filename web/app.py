@@ -29,7 +29,8 @@ def create_app(settings: Settings, *, session_factory: sessionmaker | None = Non
     app.json.sort_keys = False
     app.url_map.strict_slashes = False
 
-    if session_factory is None:
+    own_engines = session_factory is None  # a server's app (tests bring their own sessions)
+    if own_engines:
         session_factory = make_session_factory(engine_for(settings, "web"))
         autocommit_factory = make_session_factory(engine_for(settings, "web", pool_size=2, autocommit=True))
     db.install(app, session_factory, autocommit_factory)
@@ -56,7 +57,7 @@ def create_app(settings: Settings, *, session_factory: sessionmaker | None = Non
 
     ops_session.install(app, settings)
     install_request_metrics(app)
-    devices.install(app)
+    devices.install(app, write_behind=own_engines)
 
     app.register_blueprint(health_bp)
     app.register_blueprint(jobs_bp)

@@ -1,12 +1,20 @@
 """Recording devices as their requests arrive. A dialect's push or pull view calls `seen(...)` once it
 knows who the client is; after the answer is made, one upsert (models.devices.touch) records the
 request, with the answer's error code when it failed. The dialect names its client and reads its app
-version from its own headers; this module knows no dialect."""
+version from its own headers; this module knows no dialect.
+
+In a server (`write_behind`), the upsert is handed to a writer thread of the process, which records
+each request in arrival order, a batch of them per transaction, so no client waits for it; device
+activity is a hint for ops, a few milliseconds behind. Tests' apps record inline, before the answer."""
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import queue
+import threading
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 
 from models.devices import touch
 from web import db
@@ -47,7 +55,88 @@ def record(session, device: dict, error: str | None = None) -> None:
     session.commit()
 
 
-def install(app: Flask) -> None:
+class Recorder:
+    """The writer thread of one process: takes (device, error) pairs and records them in order, up to
+    BATCH per transaction. When its queue is full (the database is slow or away), the caller records
+    inline instead, so nothing is dropped for want of room."""
+    BATCH = 200
+    QUEUE_SIZE = 10_000
+
+    def __init__(self, session_factory):
+        self._factory = session_factory
+        self._queue: queue.Queue = queue.Queue(self.QUEUE_SIZE)
+        self._pid = None
+        self._lock = threading.Lock()
+
+    def submit(self, device: dict, error: str | None) -> bool:
+        """False when the queue is full (record it yourself)."""
+        self._start()
+        try:
+            self._queue.put_nowait((device, error))
+            return True
+        except queue.Full:
+            return False
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until everything submitted so far is recorded (or timeout)."""
+        done = threading.Event()
+        if self._pid == os.getpid():
+            try:
+                self._queue.put((None, done), timeout=timeout)
+            except queue.Full:
+                return
+            done.wait(timeout)
+
+    def _start(self) -> None:
+        if self._pid == os.getpid():
+            return
+        with self._lock:  # the first request of this process (a forked worker starts its own)
+            if self._pid != os.getpid():
+                self._queue = queue.Queue(self.QUEUE_SIZE)
+                threading.Thread(target=self._run, name="device-recorder", daemon=True).start()
+                self._pid = os.getpid()
+                atexit.register(self.flush, 2.0)
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._write(batch)
+
+    def _write(self, batch) -> None:
+        waiters = [error for device, error in batch if device is None]
+        items = [(device, error) for device, error in batch if device is not None]
+        session = None
+        try:
+            if items:
+                session = self._factory()
+                for device, error in items:
+                    touch(session, error=error, lazy_commit=True, **device)
+                session.commit()
+        except Exception:  # recording a device never costs anything else
+            log.warning("device activity not recorded (%d requests)", len(items), exc_info=True)
+            if session is not None:
+                session.rollback()
+        finally:
+            if session is not None:
+                session.close()
+        for event in waiters:
+            event.set()
+
+
+def recorder() -> Recorder | None:
+    return current_app.extensions.get("fieldsync_device_recorder")
+
+
+def install(app: Flask, *, write_behind: bool = False) -> None:
+    """`write_behind`: record through a writer thread (a server's app); otherwise inline."""
+    app.extensions["fieldsync_device_recorder"] = (
+        Recorder(app.extensions["fieldsync_sessions"]) if write_behind else None)
+
     @app.after_request
     def _record(response):
         device = g.pop("fieldsync_device", None)
@@ -57,6 +146,9 @@ def install(app: Flask) -> None:
         if response.status_code >= 400:
             error = f"{response.status_code} {g.get('fieldsync_error_code') or 'error'}"
             device["records"] = 0
+        writer = recorder()
+        if writer is not None and writer.submit(device, error):
+            return response
         session = db.session()
         try:
             record(session, device, error)
