@@ -207,6 +207,38 @@ def find_unstorable(value, *, max_string: int, max_depth: int = MAX_DEPTH, max_k
     return None
 
 
+def storable_json(value, *, max_string: int, max_depth: int = MAX_DEPTH, max_key: int = MAX_KEY) -> str | None:
+    """`value` as JSON text with sorted keys (as the engine stores it) when that text proves
+    `find_unstorable` would find nothing; None means "walk it to find out". orjson refuses a lone
+    surrogate, an integer beyond 64 bits, nesting past 255 and anything but plain JSON (a NaN or number
+    marker), writes a NUL as the escape \\u0000 and a non-finite float as null (so either sends the value
+    to the walk, as does that text inside a string); no string or key is longer than the whole text, and
+    nesting is at most the number of brackets."""
+    try:
+        text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return None
+    if len(text) > max_string or b"null" in text or b"\\u0000" in text:
+        return None
+    if text.count(b"{") + text.count(b"[") >= max_depth:
+        return None
+    if len(text) > max_key and not _keys_within(value, max_key):
+        return None
+    return text.decode()
+
+
+def _keys_within(value, max_key: int) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if any(len(key) > max_key for key in node):
+                return False
+            node = node.values()
+        stack.extend(child for child in node if isinstance(child, (dict, list)))
+    return True
+
+
 def _string_problem(text: str, limit: int, what: str = "text") -> tuple[str, str] | None:
     if "\x00" in text:
         return "nul_character", f"{what} contains a NUL (\\u0000) character"

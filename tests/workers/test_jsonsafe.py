@@ -1,6 +1,8 @@
+import orjson
 import pytest
 
-from workers.jsonsafe import BadConstant, JsonError, find_unstorable, loads
+from workers.jsonsafe import (MAX_DEPTH, MAX_KEY, BadConstant, BigNumber, JsonError, find_unstorable, loads,
+                              storable_json)
 
 
 def test_nan_becomes_a_marker():
@@ -114,3 +116,39 @@ def test_lone_surrogate_escapes_are_seen_across_block_boundaries():
                 return has_lone_surrogate_escape(io.BytesIO(b"x" * pad + raw), block_size=size)
             assert not seen(pair + b"y" + pair) and not seen(b'"\\u0041"')
             assert seen(pair + high) and seen(high + b"y") and seen(low) and seen(high + b"\\u0041")
+
+
+def _nested(levels: int):
+    value: object = "leaf"
+    for _ in range(levels):
+        value = {"k": value}
+    return value
+
+
+STORABLE_CASES = [
+    {"name": "Ama", "age": 31, "tags": ["a", "b"], "nested": {"x": 1.5, "ok": True}},
+    {"b": 1, "a": {"d": [1, 2, {"c": "é"}], "c": "ünïcode ☃"}},
+    {"text": "back\\u0000slash", "k": "nullable"},            # walks (looks like NUL / null), still clean
+    {"n": None}, {"deep": _nested(MAX_DEPTH - 2)}, {"big": 2 ** 63}, {"neg": -(2 ** 63)},
+    {"k" * (MAX_KEY + 1): 1}, {"s": "x" * 300}, {"nul": "a\x00b"}, {"nul\x00key": 1},
+    {"surrogate": "a\ud800b"}, {"inf": float("inf")}, {"huge": 2 ** 70}, {"deeper": _nested(MAX_DEPTH + 5)},
+    {"nan": BadConstant("NaN")}, {"bignum": BigNumber("1e400")}, [{"in": "a list"}],
+]
+
+
+@pytest.mark.parametrize("value", STORABLE_CASES, ids=range(len(STORABLE_CASES)))
+def test_storable_json_only_vouches_for_what_the_walk_finds_clean(value):
+    text = storable_json(value, max_string=200)
+    found = find_unstorable(value, max_string=200)
+    if text is not None:
+        assert found is None
+        assert text == orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def test_storable_json_vouches_for_plain_records_and_refuses_each_hostile_one():
+    assert storable_json(STORABLE_CASES[0], max_string=200) is not None
+    assert storable_json({"k": "v" * 150}, max_string=200) is not None
+    for hostile in ({"nul": "a\x00b"}, {"surrogate": "a\ud800b"}, {"inf": float("inf")}, {"huge": 2 ** 70},
+                    {"deeper": _nested(MAX_DEPTH + 5)}, {"nan": BadConstant("NaN")}, {"k" * (MAX_KEY + 1): 1},
+                    {"s": "x" * 300}):
+        assert storable_json(hostile, max_string=1 << 20 if "k" * (MAX_KEY + 1) in hostile else 200) is None

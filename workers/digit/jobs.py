@@ -18,7 +18,7 @@ from workers.apply import Rejected, run_apply
 from workers.digit.forms import FormValidator, summarise
 from workers.digit.syncfile import Limits, Unreadable, entities, scan
 from workers.errors import JobFailed
-from workers.jsonsafe import as_text, find_bad_text, find_unstorable
+from workers.jsonsafe import as_text, find_bad_text, find_unstorable, storable_json
 
 ORIGIN = "digit.sync_file"
 RECORD_TEXT_CAP = 8000
@@ -70,8 +70,10 @@ class EntityChecker:
             return Rejected(position, None, "MISSING_CLIENT_REFERENCE_ID",
                             "clientReferenceId (the entity's offline id) is required", path="clientReferenceId",
                             record=_text(entity))
-        # Every value PostgreSQL cannot store, anywhere in the entity, before it is written.
-        problem = find_unstorable(entity, max_string=MAX_STRING)
+        # Every value PostgreSQL cannot store, anywhere in the entity, before it is written (the walk only
+        # when the entity's JSON text cannot prove it clean; that text is then the one stored).
+        data_text = storable_json(entity, max_string=MAX_STRING)
+        problem = None if data_text is not None else find_unstorable(entity, max_string=MAX_STRING)
         if problem is not None:
             code, message, path = problem
             return Rejected(position, crid, code.upper(), f"{path or 'entity'}: {message}", path=path,
@@ -96,7 +98,7 @@ class EntityChecker:
         return Incoming(position=position, key=key, record_type=schema, data=entity,
                         deleted=entity.get("isDeleted") is True,
                         schema_version="" if validator is None else str(validator.version),
-                        meta={"campaignId": self.campaign_id}, created_at=_created_at(entity))
+                        meta={"campaignId": self.campaign_id}, created_at=_created_at(entity), data_text=data_text)
 
 
 def _layout(ctx, path, limits: Limits) -> tuple[dict, int]:
