@@ -294,15 +294,24 @@ def queue_head(session: Session, tenant_id: str, site_id: int, *, limit: int, sy
          ORDER BY q.id"""), {"t": tenant_id, "s": site_id, "limit": limit, "sync_id": sync_id}).all()
 
 
-def acknowledge(session: Session, tenant_id: str, site_id: int, sync_ids: list[str]) -> int:
-    """Remove the acknowledged entries; unknown or already-acknowledged ids are ignored."""
-    if not sync_ids:
-        return 0
-    # At worst (stale statistics) this scans the site's own entries once; never a join that can
-    # turn quadratic.
-    return session.execute(text("""
-        DELETE FROM msupply_queue WHERE tenant_id = :t AND site_id = :s AND sync_id = ANY(CAST(:ids AS text[]))
-    """), {"t": tenant_id, "s": site_id, "ids": list(sync_ids)}).rowcount
+def acknowledge(session: Session, tenant_id: str, site_id: int, sync_ids: list[str]) -> tuple[int, int]:
+    """Remove the acknowledged entries (unknown or already-acknowledged ids are ignored) and read the
+    version the site has now received everything below (see `received_up_to`), in one statement.
+    Returns (entries removed, received up to)."""
+    # At worst (stale statistics) the delete scans the site's own entries once; never a join that can
+    # turn quadratic. The head is read past the rows this statement removes (still in its snapshot):
+    # a primary-key walk over at most that many entries.
+    removed, received = session.execute(text("""
+        WITH gone AS (DELETE FROM msupply_queue
+                       WHERE tenant_id = :t AND site_id = :s AND sync_id = ANY(CAST(:ids AS text[]))
+                      RETURNING id)
+        SELECT (SELECT count(*) FROM gone),
+               COALESCE((SELECT version - 1 FROM msupply_queue
+                          WHERE tenant_id = :t AND site_id = :s AND id NOT IN (SELECT id FROM gone)
+                          ORDER BY id LIMIT 1),
+                        (SELECT value FROM sync_counters WHERE tenant_id = :t), 0)
+    """), {"t": tenant_id, "s": site_id, "ids": list(sync_ids)}).one()
+    return int(removed), int(received)
 
 
 def received_up_to(session: Session, tenant_id: str, site_id: int) -> int:
