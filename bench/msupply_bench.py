@@ -124,6 +124,48 @@ def _auth(site_id: int, device: str) -> dict:
     return {"Authorization": f"Basic {token}", "msupply-site-uuid": device}
 
 
+def raw_pull_rate(url: str, max_records: int) -> float:
+    """The machine's raw rate for the same work without HTTP, authentication or the app: pages of 500 of
+    a copy of site 4's queue (same primary key and SyncID index) read by keyset with each record's data
+    as text, then deleted by SyncID and committed, in one connection. Measured in the same run so the
+    pull's rate is read as a ratio on a shared machine."""
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS bench_raw_pull")
+            cur.execute("CREATE TABLE bench_raw_pull (LIKE msupply_queue INCLUDING ALL)")
+            cur.execute("INSERT INTO bench_raw_pull SELECT * FROM msupply_queue WHERE tenant_id = %s AND site_id = 4 "
+                        "ORDER BY id LIMIT %s", (TENANT, max_records))
+            cur.execute("ANALYZE bench_raw_pull")
+        conn.commit()
+        got = 0
+        started = time.perf_counter()
+        with conn.cursor() as cur:
+            while got < max_records:
+                cur.execute("""
+                    SELECT q.sync_id, q.record_type, q.record_id, q.sync_type, q.store_id, r.data_text
+                      FROM (SELECT * FROM bench_raw_pull WHERE tenant_id = %s AND site_id = 4 ORDER BY id LIMIT 500) q
+                      LEFT JOIN LATERAL (SELECT data::text AS data_text FROM records
+                                          WHERE tenant_id = %s AND namespace = 'msupply' AND record_key = q.record_key
+                                          LIMIT 1) r ON true
+                     ORDER BY q.id""", (TENANT, TENANT))
+                rows = cur.fetchall()
+                conn.commit()
+                if not rows:
+                    break
+                cur.execute("DELETE FROM bench_raw_pull WHERE tenant_id = %s AND site_id = 4 AND sync_id = ANY(%s)",
+                            (TENANT, [r[0] for r in rows]))
+                conn.commit()
+                got += len(rows)
+        elapsed = time.perf_counter() - started
+        with conn.cursor() as cur:
+            cur.execute("DROP TABLE bench_raw_pull")
+        conn.commit()
+        return got / elapsed
+    finally:
+        conn.close()
+
+
 def pull_and_ack(app, max_records: int) -> tuple[int, float]:
     client = app.test_client()
     headers = _auth(4, "bench-device-4")
@@ -199,6 +241,8 @@ def main() -> None:
     parser.add_argument("--pull", type=int, default=1_000_000, help="records to pull and ack (at most)")
     parser.add_argument("--push", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--raw-pull", type=int, default=50_000,
+                        help="records of the raw read-and-delete baseline, run before and after the pull")
     args = parser.parse_args()
 
     url = recreate(args.server, args.db)
@@ -225,9 +269,14 @@ def main() -> None:
     from workers.app import make_celery
     app = create_app(settings, session_factory=sessions, celery_app=make_celery(settings),
                      redis_client=redis_lib.Redis.from_url(args.redis))
+    raw_before = raw_pull_rate(url, min(args.pull, args.raw_pull))
     pulled, elapsed = pull_and_ack(app, args.pull)
-    print(f"pull-and-ack at limit 500: {pulled} records in {elapsed:.1f}s = {pulled / elapsed:,.0f} records/s",
-          flush=True)
+    left = min(args.pull, args.raw_pull, queued - pulled)
+    raw_after = raw_pull_rate(url, left) if left >= 500 else raw_before  # the queue left to copy, if any
+    raw_pull = 2 / (1 / raw_before + 1 / raw_after)  # the harmonic mean: both runs weigh by their time
+    print(f"pull-and-ack at limit 500: {pulled} records in {elapsed:.1f}s = {pulled / elapsed:,.0f} records/s; "
+          f"raw SQL read-and-delete of the same pages {raw_pull:,.0f} records/s (before {raw_before:,.0f}, "
+          f"after {raw_after:,.0f}); ratio {pulled / elapsed / raw_pull:.2f}", flush=True)
 
     records = push_records(args.push)
     copied = copy_rate(url, records)

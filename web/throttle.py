@@ -74,6 +74,11 @@ def clear(redis_client, counter: str) -> None:
 
 
 def _blocked(redis_client, counters: list[tuple[str, int]]) -> int:
+    return _look(redis_client, counters)[0]
+
+
+def _look(redis_client, counters: list[tuple[str, int]]) -> tuple[int, list | None]:
+    """(seconds to wait, each counter's count or None), one pipeline; (0, None) when Redis failed."""
     try:
         pipe = redis_client.pipeline()
         for counter, _ in counters:
@@ -82,13 +87,13 @@ def _blocked(redis_client, counters: list[tuple[str, int]]) -> int:
         replies = pipe.execute()
     except Exception as exc:
         log.warning("throttle check skipped (GET/TTL failed): %s", _what_failed(exc), exc_info=True)
-        return 0
+        return 0, None
     wait = 0
     for i, (_, limit) in enumerate(counters):
         count, ttl = replies[2 * i], replies[2 * i + 1]
         if count is not None and int(count) >= limit:
             wait = max(wait, int(ttl), 1)
-    return wait
+    return wait, replies[0::2]
 
 
 def _record(redis_client, counters: list[tuple[str, int]]) -> None:
@@ -120,11 +125,23 @@ def login_blocked_for(redis_client, account: str, address: str | None) -> int:
     return _blocked(redis_client, [(per_address, PER_ADDRESS_LIMIT), (per_account, PER_ACCOUNT_LIMIT)])
 
 
+def login_check(redis_client, account: str, address: str | None) -> tuple[int, bool]:
+    """`login_blocked_for`, and whether this (account, address) has failures that a success must clear
+    (True when Redis did not say): pass it to `login_succeeded`, which then skips a needless DEL. A
+    failure counted between the two stays counted."""
+    per_address, per_account = _counters(account, address)
+    wait, counts = _look(redis_client, [(per_address, PER_ADDRESS_LIMIT), (per_account, PER_ACCOUNT_LIMIT)])
+    return wait, counts is None or counts[0] is not None
+
+
 def login_failed(redis_client, account: str, address: str | None) -> None:
     per_address, per_account = _counters(account, address)
     _record(redis_client, [(per_address, PER_ADDRESS_WINDOW), (per_account, PER_ACCOUNT_WINDOW)])
 
 
-def login_succeeded(redis_client, account: str, address: str | None) -> None:
-    """Clear the failures of this (account, address); the per-account ceiling only expires."""
+def login_succeeded(redis_client, account: str, address: str | None, *, had_failures: bool = True) -> None:
+    """Clear the failures of this (account, address); the per-account ceiling only expires.
+    `had_failures` False (from `login_check`): there is nothing to clear."""
+    if not had_failures:
+        return
     clear(redis_client, _counters(account, address)[0])

@@ -294,15 +294,44 @@ def queue_head(session: Session, tenant_id: str, site_id: int, *, limit: int, sy
          ORDER BY q.id"""), {"t": tenant_id, "s": site_id, "limit": limit, "sync_id": sync_id}).all()
 
 
-def acknowledge(session: Session, tenant_id: str, site_id: int, sync_ids: list[str]) -> int:
-    """Remove the acknowledged entries; unknown or already-acknowledged ids are ignored."""
-    if not sync_ids:
-        return 0
-    # At worst (stale statistics) this scans the site's own entries once; never a join that can
-    # turn quadratic.
-    return session.execute(text("""
+def acknowledge(session: Session, tenant_id: str, site_id: int, sync_ids: list[str]) -> tuple[int, int]:
+    """Remove the acknowledged entries (unknown or already-acknowledged ids are ignored) and read the
+    version the site has now received everything below (see `received_up_to`).
+    Returns (entries removed, received up to).
+
+    A client acknowledges what it just pulled, the head of its queue: the entries are found by walking
+    that many entries of the head in queue order (the primary key, adjacent pages) rather than by one
+    SyncID index probe each, and the new head is read in the same statement, past the removed rows
+    (still in its snapshot). Any id not found there (an acknowledgement out of order, a resend) is then
+    looked up by its SyncID, as before; at worst (stale statistics) that scans the site's own entries
+    once, never a join that can turn quadratic."""
+    ids = list(dict.fromkeys(sync_ids))
+    if not ids:
+        return 0, received_up_to(session, tenant_id, site_id)
+    params = {"t": tenant_id, "s": site_id, "ids": ids, "window": len(ids)}
+    gone, received = session.execute(text("""
+        WITH head AS MATERIALIZED (
+            SELECT id, sync_id FROM msupply_queue WHERE tenant_id = :t AND site_id = :s ORDER BY id LIMIT :window
+        ), hit AS (
+            SELECT head.id FROM head JOIN unnest(CAST(:ids AS text[])) AS a(sync_id) ON a.sync_id = head.sync_id
+        ), gone AS (
+            DELETE FROM msupply_queue q USING hit WHERE q.tenant_id = :t AND q.site_id = :s AND q.id = hit.id
+            RETURNING q.id, q.sync_id
+        )
+        SELECT (SELECT COALESCE(array_agg(sync_id), '{}') FROM gone),
+               COALESCE((SELECT version - 1 FROM msupply_queue
+                          WHERE tenant_id = :t AND site_id = :s AND id NOT IN (SELECT id FROM gone)
+                          ORDER BY id LIMIT 1),
+                        (SELECT value FROM sync_counters WHERE tenant_id = :t), 0)
+    """), params).one()
+    removed = len(gone)
+    if removed == len(ids):
+        return removed, int(received)
+    rest = sorted(set(ids) - set(gone))
+    removed += session.execute(text("""
         DELETE FROM msupply_queue WHERE tenant_id = :t AND site_id = :s AND sync_id = ANY(CAST(:ids AS text[]))
-    """), {"t": tenant_id, "s": site_id, "ids": list(sync_ids)}).rowcount
+    """), {"t": tenant_id, "s": site_id, "ids": rest}).rowcount
+    return removed, received_up_to(session, tenant_id, site_id)
 
 
 def received_up_to(session: Session, tenant_id: str, site_id: int) -> int:

@@ -95,6 +95,28 @@ def test_a_success_clears_its_address_but_not_the_account_ceiling():
     assert throttle.login_blocked_for(r, "acct:a", "10.9.9.9") > 0
 
 
+def test_login_check_says_whether_a_success_has_failures_to_clear():
+    r = fakeredis.FakeRedis()
+    assert throttle.login_check(r, "acct:a", "10.0.0.1") == (0, False)
+    throttle.login_failed(r, "acct:a", "10.0.0.1")
+    assert throttle.login_check(r, "acct:a", "10.0.0.1") == (0, True)
+    assert throttle.login_check(r, "acct:a", "10.0.0.2") == (0, False), "only the account ceiling counts there"
+    throttle.login_succeeded(r, "acct:a", "10.0.0.1", had_failures=True)
+    assert throttle.login_check(r, "acct:a", "10.0.0.1") == (0, False)
+    for _ in range(throttle.PER_ADDRESS_LIMIT):
+        throttle.login_failed(r, "acct:a", "10.0.0.1")
+    wait, had_failures = throttle.login_check(r, "acct:a", "10.0.0.1")
+    assert wait > 0 and had_failures
+
+
+def test_login_check_with_redis_down_lets_through_and_still_clears():
+    class Down:
+        def pipeline(self):
+            raise ConnectionError("down")
+
+    assert throttle.login_check(Down(), "acct:a", "10.0.0.1") == (0, True)
+
+
 def test_the_limits_are_those_the_readme_states():
     assert (throttle.PER_ADDRESS_LIMIT, throttle.PER_ADDRESS_WINDOW) == (10, 300)
     assert (throttle.PER_ACCOUNT_LIMIT, throttle.PER_ACCOUNT_WINDOW) == (100, 900)

@@ -76,25 +76,27 @@ def _redis():
     return context.redis()
 
 
-def _throttled(account: str) -> None:
-    wait = throttle.login_blocked_for(_redis(), account, request.remote_addr)
+def _throttled(account: str) -> bool:
+    """Raises 429 while the (account, address) is throttled; else whether it has failures to clear."""
+    wait, had_failures = throttle.login_check(_redis(), account, request.remote_addr)
     if wait:
         raise TooManyRequests("Too many failed login attempts; try again later", retry_after=wait)
+    return had_failures
 
 
 def _failed(account: str) -> None:
     throttle.login_failed(_redis(), account, request.remote_addr)
 
 
-def _succeeded(account: str) -> None:
-    throttle.login_succeeded(_redis(), account, request.remote_addr)
+def _succeeded(account: str, had_failures: bool = True) -> None:
+    throttle.login_succeeded(_redis(), account, request.remote_addr, had_failures=had_failures)
 
 
 def authenticate_site(version: int) -> msupply.Site:
     """The site of the Basic credentials, bound to the calling device. Raises 401 / 409 / 429."""
     name, password = _basic()
     account = f"site:{name}"
-    _throttled(account)
+    had_failures = _throttled(account)
     session = db.session()
     site = msupply.site_by_name(session, name)
     if site is None:
@@ -104,7 +106,7 @@ def authenticate_site(version: int) -> msupply.Site:
     if not _password_ok(site, password, allow_plain=version == 1):
         _failed(account)
         raise Unauthorized(BAD_CREDENTIALS)
-    _succeeded(account)
+    _succeeded(account, had_failures)
     _check_hardware(session, site)
     return site
 

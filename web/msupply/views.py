@@ -58,10 +58,9 @@ def acknowledge(version: int):
     site = _site(version)
     ids = wire.ack_ids(read_json())
     session = db.session()
-    removed = msupply.acknowledge(session, site.tenant_id, site.site_id, ids)
+    removed, received = msupply.acknowledge(session, site.tenant_id, site.site_id, ids)
     devices.seen(dialect="msupply", tenant_id=site.tenant_id, client_id=site.name, activity="ack",
-                 app_version=devices.header("app-version", "msupply-app-version"),
-                 pulled_version=msupply.received_up_to(session, site.tenant_id, site.site_id))
+                 app_version=devices.header("app-version", "msupply-app-version"), pulled_version=received)
     db.commit()
     return json_response({"acknowledged": removed})
 

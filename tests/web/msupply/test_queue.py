@@ -72,6 +72,29 @@ def test_default_limit_is_one_pull_is_not_destructive_and_ack_removes(client, se
     assert _count(client, a) == 2
 
 
+def test_ack_out_of_order_with_repeats_and_unknown_ids_removes_exactly_those_named(client, session, tenant):
+    a, _ = _two_sites(session, tenant)
+    put(session, tenant, [("item", f"I{i}", {"ID": f"I{i}"}) for i in range(8)])
+    ids = [r["SyncID"] for r in _pull(client, a)]
+    h = headers(a.name)
+    # the last two, the first one twice and an unknown id: the head window of four holds only the first
+    ack = client.post(f"/sync/v3/acknowledged_records?{route(4)}", headers=h,
+                      json={"SyncRecordIDs": [ids[7], ids[0], ids[6], ids[0], "UNKNOWN"]})
+    assert ack.status_code == 200 and ack.get_json() == {"acknowledged": 3}
+    assert [r["SyncID"] for r in _pull(client, a)] == ids[1:6]
+    assert _pulled_version(session, tenant, a) == msupply.received_up_to(session, tenant, 4)
+    ack = client.post(f"/sync/v3/acknowledged_records?{route(4)}", headers=h, json={"SyncRecordIDs": ids[1:3]})
+    assert ack.get_json() == {"acknowledged": 2}
+    assert [r["SyncID"] for r in _pull(client, a)] == ids[3:6]
+    assert _pulled_version(session, tenant, a) == msupply.received_up_to(session, tenant, 4)
+
+
+def _pulled_version(session, tenant, site):
+    from models.devices import Device
+    session.expire_all()
+    return session.get(Device, (tenant, "msupply", site.name)).last_pulled_version
+
+
 def test_ack_accepts_a_bare_array_and_the_legacy_form(client, session, tenant):
     a, _ = _two_sites(session, tenant)
     put(session, tenant, [("item", f"I{i}", {"ID": f"I{i}"}) for i in range(3)])

@@ -80,3 +80,45 @@ def test_values_postgres_cannot_store_reject_only_their_record():
             item = parse_record(1, raw)
             assert isinstance(item, Rejected) and item.code == code, (code, item)
             assert item.record and "\x00" not in item.message
+
+
+def _pushed(data, **envelope):
+    return {"SyncID": "S", "RecordType": "item", "RecordID": "I1", "SyncType": "U", "StoreID": "A", "Data": data,
+            **envelope}
+
+
+def test_a_plain_record_carries_its_data_text_as_the_engine_writes_it():
+    from models.engine import _dumps
+    rec = parse_record(0, _pushed({"b": 1.5, "a": [1, {"c": "é"}], "ID": "I1"}))
+    assert isinstance(rec, Incoming) and rec.data_text == _dumps(rec.data)
+
+
+def test_what_the_quick_check_cannot_vouch_for_is_still_found():
+    """Every value PostgreSQL cannot store is rejected with the walk's code, in Data or in the envelope,
+    however the quick check is fooled (orjson writes inf and nan as null)."""
+    deep = "x"
+    for _ in range(70):
+        deep = [deep]
+    cases = [
+        (_pushed({"q": float("inf")}), "number_too_large"),
+        (_pushed({"q": float("nan")}), "number_too_large"),
+        (_pushed({"q": [1, float("-inf")]}), "number_too_large"),
+        (_pushed({"k" * 1025: 1}), "key_too_long"),
+        (_pushed({"n": {"k" * 1025: 1}}), "key_too_long"),
+        (_pushed({"ID": "I1"}, **{"x" * 1025: "y"}), "key_too_long"),
+        (_pushed({"s": "a\x00b"}), "nul_character"),
+        (_pushed({"s\x00": "b"}), "nul_character"),
+        (_pushed({"ID": "I1"}, Note="a\x00b"), "nul_character"),
+        (_pushed({"s": "\ud800"}), "lone_surrogate"),
+        (_pushed({"\udc00": "s"}), "lone_surrogate"),
+        (_pushed({"d": deep}), "too_deep"),
+        (_pushed({"i": 2 ** 64}), "number_too_large"),
+    ]
+    for raw, code in cases:
+        rec = parse_record(0, raw)
+        assert isinstance(rec, Rejected) and rec.code == code, (raw if code != "too_deep" else code, rec)
+
+
+def test_a_null_or_an_escaped_backslash_only_takes_the_slow_path():
+    rec = parse_record(0, _pushed({"n": None, "s": "\\u0000 is text"}))
+    assert isinstance(rec, Incoming) and rec.data == {"n": None, "s": "\\u0000 is text"}
