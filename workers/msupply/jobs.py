@@ -21,7 +21,7 @@ from models.msupply import store as msupply
 from workers.api import keeps_inline, open_payload, submit_job
 from workers.apply import Rejected, run_apply
 from workers.errors import JobFailed
-from workers.jsonsafe import MAX_DEPTH, MAX_KEY, JsonError, as_text, find_bad_text, find_unstorable
+from workers.jsonsafe import JsonError, as_text, find_bad_text, find_unstorable, storable_json
 from workers.jsonsafe import has_lone_surrogate_escape
 from workers.jsonsafe import loads as safe_loads
 
@@ -57,34 +57,6 @@ def submit_push(session, celery_app, blobs, site, payload: bytes, *, count: int,
 _SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
-def _plainly_storable(raw: dict) -> bool:
-    """True when the record certainly holds nothing `find_unstorable` reports, judged from its JSON text;
-    False means "walk it to find out". The text proves it: orjson refuses a lone surrogate, an integer
-    beyond 64 bits, nesting past 255 and anything but plain JSON types (a NaN or number marker among
-    them); it writes a NUL as the escape \\u0000 (searched for: a literal backslash-u0000 in a string
-    only sends the record to the walk) and a non-finite float as null (so any null does too); no string
-    is longer than the text; nesting is at most the number of brackets; and a key longer than MAX_KEY
-    needs a text that long, whose keys are then looked at."""
-    try:
-        text = orjson.dumps(raw, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
-    except TypeError:  # orjson.JSONEncodeError is one
-        return False
-    if b"null" in text or b"\\u0000" in text or len(text) > MAX_STRING:
-        return False
-    if text.count(b"{") + text.count(b"[") >= MAX_DEPTH:
-        return False
-    if len(text) > MAX_KEY:
-        stack = [raw]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, dict):
-                if any(len(key) > MAX_KEY for key in node):
-                    return False
-                node = node.values()
-            stack.extend(child for child in node if isinstance(child, (dict, list)))
-    return True
-
-
 def _data_of(raw: dict):
     return raw.get("Data", raw.get("data"))
 
@@ -110,7 +82,8 @@ def parse_record(position: int, raw) -> Incoming | Rejected:
         return reject("not_an_object", "a sync record must be a JSON object")
     # Every value PostgreSQL cannot store (NUL, lone surrogate, a number beyond a double, deep nesting)
     # anywhere in the record, before any of it is written.
-    problem = None if _plainly_storable(raw) else find_unstorable(raw, max_string=MAX_STRING)
+    problem = None if storable_json(raw, max_string=MAX_STRING) is not None else find_unstorable(
+        raw, max_string=MAX_STRING)
     if problem is not None:
         code, message, path = problem
         return reject(code, f"{path or 'record'}: {message}", path)
