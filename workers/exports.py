@@ -303,7 +303,8 @@ def write_file(session, scope: store.Scope, layout: Layout, fp: FilePlan, dest: 
     producer.start()
     try:
         with (open(read_fd, "rb") as source,
-              pq.ParquetWriter(dest, schema, compression="zstd", memory_pool=pool) as writer):
+              pq.ParquetWriter(dest, schema, compression="zstd", write_batch_size=PIECE,
+                               memory_pool=pool) as writer):
             groups = _RowGroups(writer, schema, row_group_rows, pool)
             for batch in _csv_batches(source, names, kinds, pool=pool):
                 arrays = [column.cast(ARROW[kind], memory_pool=pool) if kind == "timestamp" else column
@@ -382,32 +383,66 @@ def _rows_end(data, size: int) -> int:
         end = newline
 
 
+PIECE = 1024  # rows: the Parquet writer's write batch (write_batch_size), where it checks its page limits
+
+
 class _RowGroups:
-    """Cuts the stream into row groups of exactly `size` rows, each one contiguous, so the same rows
-    always make the same bytes (whatever sizes the CSV reader's blocks had)."""
+    """Cuts the stream into row groups of exactly `size` rows, so the same rows always make the same
+    bytes whatever sizes the CSV chunks had. A row group is written from the parsed batches themselves,
+    not from a combined copy of them: it is held as pieces of a multiple of PIECE rows (zero-copy slices
+    of a parsed batch; only the rows of a piece that spans two batches are copied), so the writer meets
+    the same write batches, and cuts the same pages, as from one contiguous column, while the memory
+    held is one row group and one chunk (a combined copy doubled it)."""
 
     def __init__(self, writer, schema, size: int, pool: pa.MemoryPool | None = None):
         self.writer, self.schema, self.size, self.pool = writer, schema, size, pool
-        self.pending: list = []
-        self.count = 0
+        self.loose: list = []   # parsed batches not yet placed in the row group
+        self.loose_rows = 0
+        self.group: list = []   # the row group's pieces, each but the last of a multiple of PIECE rows
+        self.group_rows = 0
         self.written = 0
 
     def feed(self, batch) -> None:
-        self.pending.append(batch)
-        self.count += batch.num_rows
-        while self.count >= self.size:
-            table = pa.Table.from_batches(self.pending, schema=self.schema)
-            self.writer.write_table(table.slice(0, self.size).combine_chunks(memory_pool=self.pool), row_group_size=self.size)
-            rest = table.slice(self.size)
-            self.pending, self.count = rest.to_batches(), rest.num_rows
-            self.written += self.size
+        if not batch.num_rows:
+            return
+        self.loose.append(batch)
+        self.loose_rows += batch.num_rows
+        while True:
+            need = self.size - self.group_rows
+            take = need if self.loose_rows >= need else self.loose_rows - self.loose_rows % PIECE
+            if not take:
+                return
+            self.group.append(self._take(take))
+            self.group_rows += take
+            if self.group_rows == self.size:
+                self._write(self.size)
+
+    def _take(self, rows: int):
+        """The first `rows` loose rows as one contiguous batch."""
+        first = self.loose[0]
+        if first.num_rows >= rows:
+            piece = first.slice(0, rows)
+            rest = [first.slice(rows)] if first.num_rows > rows else []
+            self.loose = rest + self.loose[1:]
+        else:
+            table = pa.Table.from_batches(self.loose, schema=self.schema)
+            piece = table.slice(0, rows).combine_chunks(memory_pool=self.pool).to_batches()[0]
+            self.loose = [b for b in table.slice(rows).to_batches() if b.num_rows]
+        self.loose_rows -= rows
+        return piece
+
+    def _write(self, row_group_size: int) -> None:
+        self.writer.write_table(pa.Table.from_batches(self.group, schema=self.schema), row_group_size=row_group_size)
+        self.written += self.group_rows
+        self.group, self.group_rows = [], 0
 
     def flush(self) -> None:
-        if self.count:
-            table = pa.Table.from_batches(self.pending, schema=self.schema).combine_chunks(memory_pool=self.pool)
-            self.writer.write_table(table, row_group_size=max(self.size, table.num_rows))
-            self.written += table.num_rows
-        self.pending, self.count = [], 0
+        if self.loose_rows:
+            self.group.append(self._take(self.loose_rows))
+            self.group_rows = sum(b.num_rows for b in self.group)
+        if self.group_rows:
+            self._write(max(self.size, self.group_rows))
+        self.loose, self.loose_rows = [], 0
 
 
 def _digest(path: Path) -> tuple[str, int]:
