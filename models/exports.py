@@ -16,6 +16,10 @@ from models.tables import ExportSchedule
 # JSON types as jsonb_typeof names them
 NUMBER, BOOLEAN, STRING, NULL = "number", "boolean", "string", "null"
 
+# work_mem of an export's transaction (per sort or hash, in each parallel worker too): PostgreSQL's memory,
+# bounded; a larger sort still spills to temporary files
+EXPORT_WORK_MEM = "64MB"
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -38,18 +42,34 @@ class Scope:
         return " AND ".join(clauses), params
 
 
-def snapshot(session: Session) -> None:
+def snapshot(session: Session, imported: str | None = None) -> None:
     """Make the session's transaction one read-only snapshot (call first): the plan of an export and
-    every file it writes then see the same rows. JIT is off for it: an export's queries are one long scan
-    each, and compiling their many per-key expressions (in every parallel worker too) costs more than
-    it saves."""
+    every file it writes then see the same rows; with `imported` (an export_snapshot() of a transaction
+    still open), the same snapshot as that transaction. JIT is off for it: an export's queries are one
+    long scan each, and compiling their many per-key expressions (in every parallel worker too) costs
+    more than it saves. work_mem is EXPORT_WORK_MEM for it: a file in an order no index serves (the
+    Synkronus ZIP's created_at) is sorted before its first row leaves, and at the default 4 MB that sort
+    runs through temporary files."""
     session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+    if imported is not None:
+        session.execute(text("SET TRANSACTION SNAPSHOT :id"), {"id": imported})
     session.execute(text("SET LOCAL jit = off"))
+    session.execute(text(f"SET LOCAL work_mem = '{EXPORT_WORK_MEM}'"))
 
 
-def key_types(session: Session, scope: Scope) -> dict[str, dict[str, set[str]]]:
-    """{record_type: {top-level data key: {JSON types seen}}} over the scope, computed in PostgreSQL."""
+def export_snapshot(session: Session) -> str:
+    """The id of the session's snapshot, for snapshot(imported=…) on another connection while this
+    transaction stays open."""
+    return session.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+
+
+def key_types(session: Session, scope: Scope, record_type: str | None = None) -> dict[str, dict[str, set[str]]]:
+    """{record_type: {top-level data key: {JSON types seen}}} over the scope (or over its records of one
+    record type), computed in PostgreSQL."""
     where, params = scope.where()
+    if record_type is not None:
+        where += " AND record_type = :rtype"
+        params["rtype"] = record_type
     rows = session.execute(text(f"""
         SELECT r.record_type, k.key, jsonb_typeof(k.value) AS json_type
           FROM records r

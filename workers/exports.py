@@ -197,34 +197,56 @@ def plan_files(session, scope: store.Scope, layout: Layout, partition_by: list[s
                previous: dict | None = None, single_name: str = "records") -> tuple[list[FilePlan], dict, list]:
     """(files, schemas {group: {key: kind}}, widened) for the scope. A key whose kind differs from the
     one in `previous` (the last run of the same schedule) is widened to utf8 and listed in `widened`."""
-    by_type = "record_type" in partition_by
-    parts = store.partitions(session, scope, by_day="day" in partition_by)
     found = store.key_types(session, scope)
-    groups: dict[str, dict[str, set[str]]] = {}
-    for record_type, keys in found.items():
-        group = groups.setdefault(record_type if by_type else "", {})
-        for key, types in keys.items():
-            group.setdefault(key, set()).update(types)
-    previous = previous or {}
-    schemas: dict[str, dict[str, str]] = {}
-    widened = []
-    for group_name in sorted({(p[0] if by_type else "") for p in parts}):
-        kinds = {key: column_kind(types, layout.null_is_a_type) for key, types in groups.get(group_name, {}).items()}
-        before = previous.get(group_name) or {}
+    planner = _Planner(layout, partition_by, max_columns=max_columns, previous=previous, single_name=single_name)
+    files = [planner.plan(part, lambda record_type: found) for part in planner.parts(session, scope)]
+    return files, planner.schemas, planner.widened
+
+
+class _Planner:
+    """The files of a scope, planned one at a time in order: a group's schema is made when its first
+    file is planned, from the keys `keys_of(record_type)` returns ({record_type: {key: {JSON types}}},
+    for that record type or for all of them)."""
+
+    def __init__(self, layout: Layout, partition_by: list[str], *, max_columns: int, previous: dict | None,
+                 single_name: str):
+        self.layout, self.max_columns, self.single_name = layout, max_columns, single_name
+        self.by_type = "record_type" in partition_by
+        self.by_day = "day" in partition_by
+        self.previous = previous or {}
+        self.schemas: dict[str, dict[str, str]] = {}
+        self.widened: list[dict] = []
+        self.used: set = set()
+
+    def parts(self, session, scope: store.Scope) -> list[tuple[str, str | None, int]]:
+        return store.partitions(session, scope, by_day=self.by_day)
+
+    def _schema(self, group_name: str, found: dict) -> dict[str, str]:
+        merged: dict[str, set[str]] = {}
+        for record_type, keys in found.items():
+            if (record_type if self.by_type else "") == group_name:
+                for key, types in keys.items():
+                    merged.setdefault(key, set()).update(types)
+        kinds = {key: column_kind(types, self.layout.null_is_a_type) for key, types in merged.items()}
+        before = self.previous.get(group_name) or {}
         for key, kind in before.items():
             if key not in kinds:
                 kinds[key] = kind  # a column of an earlier run stays a column (all null here)
             elif kinds[key] != kind:
-                widened.append({"group": group_name, "column": layout.prefix + key, "was": kind,
-                                "found": kinds[key], "written": "utf8"})
+                self.widened.append({"group": group_name, "column": self.layout.prefix + key, "was": kind,
+                                     "found": kinds[key], "written": "utf8"})
                 kinds[key] = "utf8"
-        schemas[group_name] = kinds
-    files, used = [], set()
-    for record_type, day, rows in parts:
+        return kinds
+
+    def plan(self, part: tuple[str, str | None, int], keys_of: Callable[[str], dict]) -> FilePlan:
+        record_type, day, rows = part
+        by_type = self.by_type
         group_name = record_type if by_type else ""
-        kinds = schemas[group_name]
+        if group_name not in self.schemas:
+            self.schemas[group_name] = self._schema(group_name, keys_of(record_type))
+        kinds = self.schemas[group_name]
         ordered = sorted(kinds)
-        flat, rest = ordered[:max_columns], ordered[max_columns:]
+        flat, rest = ordered[:self.max_columns], ordered[self.max_columns:]
         if rest and OVERFLOW_KEY in flat:
             flat.remove(OVERFLOW_KEY)
             rest.append(OVERFLOW_KEY)
@@ -234,12 +256,57 @@ def plan_files(session, scope: store.Scope, layout: Layout, partition_by: list[s
         elif by_type:
             path = f"{stem}.parquet"
         else:
-            path = f"{day}.parquet" if day is not None else f"{single_name}.parquet"
-        path = _unique(path, used)
-        files.append(FilePlan(path=path, group=group_name, record_type=record_type if by_type else None,
-                              day=day, rows=rows, keys=[(k, kinds[k]) for k in flat],
-                              overflow=sorted(rest) if rest else None))
-    return files, schemas, widened
+            path = f"{day}.parquet" if day is not None else f"{self.single_name}.parquet"
+        path = _unique(path, self.used)
+        return FilePlan(path=path, group=group_name, record_type=record_type if by_type else None,
+                        day=day, rows=rows, keys=[(k, kinds[k]) for k in flat],
+                        overflow=sorted(rest) if rest else None)
+
+
+class _KeyDiscovery(threading.Thread):
+    """The keys of each record type (models.exports.key_types), one record type after the other in the
+    order of the files, on a second connection that shares the export's snapshot: the scan for the next
+    file's keys runs while the current file is written, instead of one scan of everything before the
+    first file. `keys_of(record_type)` waits for that record type's keys."""
+
+    def __init__(self, sessions, snapshot_id: str, scope: store.Scope, record_types: list[str]):
+        super().__init__(name="export-keys", daemon=True)
+        self.sessions, self.snapshot_id, self.scope, self.record_types = sessions, snapshot_id, scope, record_types
+        self.found: dict[str, dict] = {}
+        self.error: BaseException | None = None
+        self.stopping = False
+        self.ready = threading.Condition()
+
+    def run(self) -> None:
+        try:
+            with session_scope(self.sessions) as session:
+                store.snapshot(session, imported=self.snapshot_id)
+                for record_type in self.record_types:
+                    if self.stopping:
+                        break
+                    found = store.key_types(session, self.scope, record_type=record_type)
+                    with self.ready:
+                        self.found[record_type] = found
+                        self.ready.notify_all()
+                session.rollback()
+        except BaseException as exc:  # handed to the writing side
+            with self.ready:
+                self.error = exc
+                self.ready.notify_all()
+
+    def keys_of(self, record_type: str) -> dict:
+        with self.ready:
+            while record_type not in self.found:
+                if self.error is not None:
+                    raise self.error
+                if not self.is_alive():
+                    raise RuntimeError("the export's key discovery ended early")
+                self.ready.wait(1.0)
+            return self.found.pop(record_type)
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.join()
 
 
 def _unique(path: str, used: set) -> str:
@@ -303,7 +370,8 @@ def write_file(session, scope: store.Scope, layout: Layout, fp: FilePlan, dest: 
     producer.start()
     try:
         with (open(read_fd, "rb") as source,
-              pq.ParquetWriter(dest, schema, compression="zstd", memory_pool=pool) as writer):
+              pq.ParquetWriter(dest, schema, compression="zstd", write_batch_size=PIECE,
+                               memory_pool=pool) as writer):
             groups = _RowGroups(writer, schema, row_group_rows, pool)
             for batch in _csv_batches(source, names, kinds, pool=pool):
                 arrays = [column.cast(ARROW[kind], memory_pool=pool) if kind == "timestamp" else column
@@ -382,32 +450,66 @@ def _rows_end(data, size: int) -> int:
         end = newline
 
 
+PIECE = 1024  # rows: the Parquet writer's write batch (write_batch_size), where it checks its page limits
+
+
 class _RowGroups:
-    """Cuts the stream into row groups of exactly `size` rows, each one contiguous, so the same rows
-    always make the same bytes (whatever sizes the CSV reader's blocks had)."""
+    """Cuts the stream into row groups of exactly `size` rows, so the same rows always make the same
+    bytes whatever sizes the CSV chunks had. A row group is written from the parsed batches themselves,
+    not from a combined copy of them: it is held as pieces of a multiple of PIECE rows (zero-copy slices
+    of a parsed batch; only the rows of a piece that spans two batches are copied), so the writer meets
+    the same write batches, and cuts the same pages, as from one contiguous column, while the memory
+    held is one row group and one chunk (a combined copy doubled it)."""
 
     def __init__(self, writer, schema, size: int, pool: pa.MemoryPool | None = None):
         self.writer, self.schema, self.size, self.pool = writer, schema, size, pool
-        self.pending: list = []
-        self.count = 0
+        self.loose: list = []   # parsed batches not yet placed in the row group
+        self.loose_rows = 0
+        self.group: list = []   # the row group's pieces, each but the last of a multiple of PIECE rows
+        self.group_rows = 0
         self.written = 0
 
     def feed(self, batch) -> None:
-        self.pending.append(batch)
-        self.count += batch.num_rows
-        while self.count >= self.size:
-            table = pa.Table.from_batches(self.pending, schema=self.schema)
-            self.writer.write_table(table.slice(0, self.size).combine_chunks(memory_pool=self.pool), row_group_size=self.size)
-            rest = table.slice(self.size)
-            self.pending, self.count = rest.to_batches(), rest.num_rows
-            self.written += self.size
+        if not batch.num_rows:
+            return
+        self.loose.append(batch)
+        self.loose_rows += batch.num_rows
+        while True:
+            need = self.size - self.group_rows
+            take = need if self.loose_rows >= need else self.loose_rows - self.loose_rows % PIECE
+            if not take:
+                return
+            self.group.append(self._take(take))
+            self.group_rows += take
+            if self.group_rows == self.size:
+                self._write(self.size)
+
+    def _take(self, rows: int):
+        """The first `rows` loose rows as one contiguous batch."""
+        first = self.loose[0]
+        if first.num_rows >= rows:
+            piece = first.slice(0, rows)
+            rest = [first.slice(rows)] if first.num_rows > rows else []
+            self.loose = rest + self.loose[1:]
+        else:
+            table = pa.Table.from_batches(self.loose, schema=self.schema)
+            piece = table.slice(0, rows).combine_chunks(memory_pool=self.pool).to_batches()[0]
+            self.loose = [b for b in table.slice(rows).to_batches() if b.num_rows]
+        self.loose_rows -= rows
+        return piece
+
+    def _write(self, row_group_size: int) -> None:
+        self.writer.write_table(pa.Table.from_batches(self.group, schema=self.schema), row_group_size=row_group_size)
+        self.written += self.group_rows
+        self.group, self.group_rows = [], 0
 
     def flush(self) -> None:
-        if self.count:
-            table = pa.Table.from_batches(self.pending, schema=self.schema).combine_chunks(memory_pool=self.pool)
-            self.writer.write_table(table, row_group_size=max(self.size, table.num_rows))
-            self.written += table.num_rows
-        self.pending, self.count = [], 0
+        if self.loose_rows:
+            self.group.append(self._take(self.loose_rows))
+            self.group_rows = sum(b.num_rows for b in self.group)
+        if self.group_rows:
+            self._write(max(self.size, self.group_rows))
+        self.loose, self.loose_rows = [], 0
 
 
 def _digest(path: Path) -> tuple[str, int]:
@@ -426,25 +528,41 @@ def export_files(sessions, scope: store.Scope, layout: Layout, partition_by: lis
     """Write every file of the scope under `dest` (which must exist), all read in one snapshot. Returns
     {"files": [entries], "schemas": …, "widened": […], "rows": n}; writes no manifest."""
     factory = sessions
+    planner = _Planner(layout, partition_by, max_columns=max_columns, previous=previous, single_name=single_name)
     with session_scope(factory) as session:
         store.snapshot(session)
-        files, schemas, widened = plan_files(session, scope, layout, partition_by, max_columns=max_columns,
-                                             previous=previous, single_name=single_name)
-        total = sum(fp.rows for fp in files)
-        done = [0]
-        progress(0, total)
+        parts = planner.parts(session, scope)
+        discovery = None
+        if planner.by_type and len(parts) > 1:
+            # each file's keys are found while the one before it is written (see _KeyDiscovery)
+            discovery = _KeyDiscovery(factory, store.export_snapshot(session), scope,
+                                      list(dict.fromkeys(part[0] for part in parts)))
+            discovery.start()
+            keys_of = discovery.keys_of
+        else:
+            found = store.key_types(session, scope) if parts else {}
+            keys_of = lambda record_type: found  # noqa: E731
+        try:
+            total = sum(part[2] for part in parts)
+            done = [0]
+            progress(0, total)
 
-        def on_rows(n):
-            done[0] += n
-            progress(done[0], total)
+            def on_rows(n):
+                done[0] += n
+                progress(done[0], total)
 
-        entries = []
-        for fp in files:
-            path = dest / fp.path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            entries.append(write_file(session, scope, layout, fp, path, row_group_rows=row_group_rows,
-                                      on_rows=on_rows))
+            entries = []
+            for part in parts:
+                fp = planner.plan(part, keys_of)
+                path = dest / fp.path
+                path.parent.mkdir(parents=True, exist_ok=True)
+                entries.append(write_file(session, scope, layout, fp, path, row_group_rows=row_group_rows,
+                                          on_rows=on_rows))
+        finally:
+            if discovery is not None:
+                discovery.stop()
         session.rollback()
+    schemas, widened = planner.schemas, planner.widened
     return {"files": entries, "schemas": schemas, "widened": widened, "rows": sum(e["rows"] for e in entries)}
 
 
