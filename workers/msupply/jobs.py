@@ -12,7 +12,6 @@ import uuid
 from itertools import islice
 
 import ijson
-import orjson
 
 from models.blobs import save_bytes
 from models.engine import MAX_KEY_LENGTH, MAX_TYPE_LENGTH, Incoming, apply_chunk, current_version
@@ -54,23 +53,6 @@ def submit_push(session, celery_app, blobs, site, payload: bytes, *, count: int,
     return job.id
 
 
-_SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
-
-
-def _data_of(raw: dict):
-    return raw.get("Data", raw.get("data"))
-
-
-def _data_text(data) -> str | None:
-    """Data as the engine writes it (sorted keys), made once here; None when orjson cannot write it."""
-    if not isinstance(data, dict):
-        return None
-    try:
-        return orjson.dumps(data, option=_SORTED).decode()
-    except TypeError:
-        return None
-
-
 def parse_record(position: int, raw) -> Incoming | Rejected:
     """One pushed v3-shaped record to an engine record, or the reason it cannot be stored."""
     def reject(code, message, path=None):
@@ -81,9 +63,14 @@ def parse_record(position: int, raw) -> Incoming | Rejected:
     if not isinstance(raw, dict):
         return reject("not_an_object", "a sync record must be a JSON object")
     # Every value PostgreSQL cannot store (NUL, lone surrogate, a number beyond a double, deep nesting)
-    # anywhere in the record, before any of it is written.
-    problem = None if storable_json(raw, max_string=MAX_STRING) is not None else find_unstorable(
-        raw, max_string=MAX_STRING)
+    # anywhere in the record, before any of it is written. The walk runs only when the JSON text of Data
+    # and of the rest cannot prove them clean; Data's text is then the one stored.
+    data_key = "Data" if "Data" in raw else "data"
+    data = raw.get(data_key)
+    data_text = storable_json(data, max_string=MAX_STRING) if isinstance(data, dict) else None
+    rest = raw if data_text is None else {k: v for k, v in raw.items() if k != data_key}
+    clean = storable_json(rest, max_string=MAX_STRING) is not None
+    problem = None if clean else find_unstorable(raw, max_string=MAX_STRING)
     if problem is not None:
         code, message, path = problem
         return reject(code, f"{path or 'record'}: {message}", path)
@@ -116,11 +103,10 @@ def parse_record(position: int, raw) -> Incoming | Rejected:
         return reject("key_too_long", f"RecordType and RecordID together exceed {MAX_KEY_LENGTH} bytes")
     if sync_type in ("D", "M"):
         return Incoming(position=position, key=key, record_type=record_type, data=None, deleted=True, meta=meta)
-    data = _data_of(raw)
     if not isinstance(data, dict):
         return reject("missing_data", "Data must be an object for an insert or update", "Data")
     return Incoming(position=position, key=key, record_type=record_type, data=data, meta=meta,
-                    data_text=_data_text(data))
+                    data_text=data_text)
 
 
 def _batched(iterable, size):
