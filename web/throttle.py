@@ -121,8 +121,7 @@ def _counters(account: str, address: str | None) -> tuple[str, str]:
 
 def login_blocked_for(redis_client, account: str, address: str | None) -> int:
     """Seconds this (account, address) must wait before its password is checked, or 0."""
-    per_address, per_account = _counters(account, address)
-    return _blocked(redis_client, [(per_address, PER_ADDRESS_LIMIT), (per_account, PER_ACCOUNT_LIMIT)])
+    return login_check(redis_client, account, address)[0]
 
 
 def login_check(redis_client, account: str, address: str | None) -> tuple[int, bool]:
