@@ -64,7 +64,7 @@ class Recorder:
 
     def __init__(self, session_factory):
         self._factory = session_factory
-        self._queue: queue.Queue = queue.Queue(self.QUEUE_SIZE)
+        self._queue: queue.Queue | None = None  # made with the thread, in the process that uses it
         self._pid = None
         self._lock = threading.Lock()
 
@@ -108,7 +108,7 @@ class Recorder:
             self._write(batch)
 
     def _write(self, batch) -> None:
-        waiters = [error for device, error in batch if device is None]
+        waiters = [done for device, done in batch if device is None]  # flush() markers
         items = [(device, error) for device, error in batch if device is not None]
         session = None
         try:
