@@ -6,7 +6,7 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
@@ -181,3 +181,10 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def lazy_commit(session: Session) -> None:
+    """The current transaction's commit will not wait for the WAL flush. For a write nobody is told of
+    yet: whatever later tells someone commits durably, or calls make_durable first."""
+    session.execute(text("SELECT set_config('synchronous_commit', 'off', true)"))
+

@@ -45,9 +45,9 @@ _TOUCH = text("""
                               last_push_at, last_pull_at, last_error, last_error_at, pushes, pulls,
                               records_pushed, last_pulled_version)
     SELECT :tenant, :dialect, :client, :version, now(), now(),
-           CASE WHEN :push THEN now() END, CASE WHEN :pull THEN now() END,
+           CASE WHEN :pushes > 0 THEN now() END, CASE WHEN :pulls > 0 THEN now() END,
            :error, CASE WHEN CAST(:error AS text) IS NOT NULL THEN now() END,
-           CASE WHEN :push THEN 1 ELSE 0 END, CASE WHEN :pull THEN 1 ELSE 0 END, :records, :pulled
+           :pushes, :pulls, :records, :pulled
       FROM (SELECT CASE WHEN :lazy THEN set_config('synchronous_commit', 'off', true) END) AS commit_mode
     ON CONFLICT (tenant_id, dialect, client_id) DO UPDATE SET
         app_version = COALESCE(EXCLUDED.app_version, d.app_version),
@@ -78,11 +78,21 @@ def touch(session: Session, *, tenant_id: str, dialect: str, client_id: str, act
     transaction's commit does not wait for the WAL flush (for a transaction that holds only this)."""
     if activity not in ACTIVITIES:
         raise ValueError(f"activity must be one of {ACTIVITIES}")
+    touch_requests(session, tenant_id=tenant_id, dialect=dialect, client_id=client_id,
+                   pushes=int(activity == "push"), pulls=int(activity == "pull"), app_version=app_version,
+                   records=records, error=error,
+                   pulled_version=pulled_version if activity in ("pull", "ack") else None, lazy_commit=lazy_commit)
+
+
+def touch_requests(session: Session, *, tenant_id: str, dialect: str, client_id: str, pushes: int, pulls: int,
+                   app_version: str | None = None, records: int = 0, error: str | None = None,
+                   pulled_version: int | None = None, lazy_commit: bool = False) -> None:
+    """Record several requests of one device at once (their pushes and pulls counted, their records
+    summed; the app version, error and pulled version the latest ones): a single upsert."""
     client = _cap(client_id, CLIENT_MAX)
     if client is None:
         return
     session.execute(_TOUCH, {"tenant": tenant_id, "dialect": dialect, "client": client,
-                             "version": _cap(app_version, VERSION_MAX), "push": activity == "push",
-                             "pull": activity == "pull", "error": _cap(error, ERROR_MAX),
-                             "records": max(0, int(records or 0)),
-                             "pulled": pulled_version if activity in ("pull", "ack") else None, "lazy": lazy_commit})
+                             "version": _cap(app_version, VERSION_MAX), "pushes": max(0, int(pushes)),
+                             "pulls": max(0, int(pulls)), "error": _cap(error, ERROR_MAX),
+                             "records": max(0, int(records or 0)), "pulled": pulled_version, "lazy": lazy_commit})

@@ -74,11 +74,16 @@ def create_job_if_absent(session: Session, *, tenant_id: str, kind: JobKind, ide
 
 def claim(session: Session, job_id, lease_seconds: int) -> Claimed | None:
     """Take a job for this worker. Only a QUEUED job, or a RUNNING one whose lease ran out, can be
-    claimed; anything else (a duplicate delivery, a finished job) answers None."""
+    claimed; anything else (a duplicate delivery, a finished job) answers None.
+
+    The claim's commit does not wait for the WAL flush: a claim lost in a crash leaves the job QUEUED,
+    which the sweeper sends again, and the job's first durable commit (its work, or its end) flushes the
+    claim with it."""
     row = session.execute(text("""
         UPDATE jobs SET status = 'RUNNING', attempts = attempts + 1,
                lease_until = clock_timestamp() + make_interval(secs => :lease),
                started_at = COALESCE(started_at, clock_timestamp()), updated_at = clock_timestamp()
+          FROM (SELECT set_config('synchronous_commit', 'off', true)) AS commit_mode
          WHERE id = :id
            AND (status = 'QUEUED' OR (status = 'RUNNING' AND lease_until < clock_timestamp()))
         RETURNING id, tenant_id, kind, attempts, max_attempts, checkpoint, params, counts, blob_sha256, created_by,
@@ -94,6 +99,15 @@ def claim(session: Session, job_id, lease_seconds: int) -> Claimed | None:
                    checkpoint=row["checkpoint"], params=row["params"], counts=row["counts"],
                    blob_sha256=row["blob_sha256"], created_by=row["created_by"],
                    payload=None if row["payload"] is None else bytes(row["payload"]))
+
+
+def make_durable(session: Session, job_id) -> None:
+    """Commit, and return once the job and every commit made before it (lazy ones included) are on disk:
+    a synchronous commit that writes (a no-op update of the job row) flushes all the WAL before it."""
+    session.execute(text("""
+        UPDATE jobs SET updated_at = updated_at FROM (SELECT set_config('synchronous_commit', 'on', true)) AS m
+         WHERE id = :id"""), {"id": str(job_id)})
+    session.commit()
 
 
 def renew(session: Session, job_id, lease_seconds: int) -> bool:

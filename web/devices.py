@@ -3,9 +3,11 @@ knows who the client is; after the answer is made, one upsert (models.devices.to
 request, with the answer's error code when it failed. The dialect names its client and reads its app
 version from its own headers; this module knows no dialect.
 
-In a server (`write_behind`), the upsert is handed to a writer thread of the process, which records
-each request in arrival order, a batch of them per transaction, so no client waits for it; device
-activity is a hint for ops, a few milliseconds behind. Tests' apps record inline, before the answer."""
+In a server (`write_behind`), the upsert is handed to a writer thread of the process, which gathers
+the requests of up to LINGER seconds and records them in one transaction, one upsert per device (its
+pushes and pulls counted, the latest version and error kept), so no client waits for it and a device
+pulling page after page costs one write, not one per page; device activity is a hint for ops, at most
+a fraction of a second behind. Tests' apps record inline, before the answer."""
 from __future__ import annotations
 
 import atexit
@@ -13,10 +15,11 @@ import logging
 import os
 import queue
 import threading
+import time
 
 from flask import Flask, current_app, g, request
 
-from models.devices import touch
+from models.devices import touch, touch_requests
 from web import db
 
 log = logging.getLogger(__name__)
@@ -56,10 +59,12 @@ def record(session, device: dict, error: str | None = None) -> None:
 
 
 class Recorder:
-    """The writer thread of one process: takes (device, error) pairs and records them in order, up to
-    BATCH per transaction. When its queue is full (the database is slow or away), the caller records
-    inline instead, so nothing is dropped for want of room."""
-    BATCH = 200
+    """The writer thread of one process: takes (device, error) pairs, gathers those of up to LINGER
+    seconds (at most BATCH) and records them in one transaction, one upsert per device. When its queue is
+    full (the database is slow or away), the caller records inline instead, so nothing is dropped for
+    want of room."""
+    BATCH = 1000
+    LINGER = 0.25
     QUEUE_SIZE = 10_000
 
     def __init__(self, session_factory):
@@ -100,9 +105,10 @@ class Recorder:
     def _run(self) -> None:
         while True:
             batch = [self._queue.get()]
-            while len(batch) < self.BATCH:
+            until = time.monotonic() + self.LINGER
+            while len(batch) < self.BATCH and batch[-1][0] is not None:  # a flush marker ends the batch
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(self._queue.get(timeout=max(0.0, until - time.monotonic())))
                 except queue.Empty:
                     break
             self._write(batch)
@@ -114,8 +120,8 @@ class Recorder:
         try:
             if items:
                 session = self._factory()
-                for device, error in items:
-                    touch(session, error=error, lazy_commit=True, **device)
+                for device in per_device(items):
+                    touch_requests(session, lazy_commit=True, **device)
                 session.commit()
         except Exception:  # recording a device never costs anything else
             log.warning("device activity not recorded (%d requests)", len(items), exc_info=True)
@@ -126,6 +132,29 @@ class Recorder:
                 session.close()
         for event in waiters:
             event.set()
+
+
+def per_device(items) -> list[dict]:
+    """(device, error) pairs of requests, in arrival order, as one entry per device for touch_requests:
+    pushes and pulls counted, records summed, the latest app version, pulled version and error kept."""
+    merged: dict[tuple, dict] = {}
+    for device, error in items:
+        key = (device["tenant_id"], device["dialect"], device["client_id"])
+        entry = merged.get(key)
+        if entry is None:
+            entry = merged[key] = {"tenant_id": key[0], "dialect": key[1], "client_id": key[2], "pushes": 0,
+                                   "pulls": 0, "records": 0, "app_version": None, "pulled_version": None,
+                                   "error": None}
+        activity = device["activity"]
+        entry["pushes"] += activity == "push"
+        entry["pulls"] += activity == "pull"
+        entry["records"] += max(0, int(device.get("records") or 0))
+        for field, value in (("app_version", device.get("app_version")), ("error", error),
+                             ("pulled_version", device.get("pulled_version") if activity in ("pull", "ack")
+                              else None)):
+            if value is not None:
+                entry[field] = value
+    return list(merged.values())
 
 
 def recorder() -> Recorder | None:

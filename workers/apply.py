@@ -31,13 +31,16 @@ class Rejected:
 
 
 ChunkHook = Callable[[object, list, ApplyResult, list], None]
+EndHook = Callable[[object, dict], None]
 
 
 def run_apply(ctx, items: Iterable[Incoming | Rejected], *, namespace: str, origin: str | None,
               transmission: str | None = None, client_since: int | None = None, total: int | None = None,
-              on_chunk: ChunkHook | None = None) -> dict:
+              on_chunk: ChunkHook | None = None, on_end: EndHook | None = None) -> dict:
     """Returns the job's counts. `on_chunk(session, records, result, rejected)` runs inside each chunk's
-    transaction (e.g. to write a dialect's own side tables)."""
+    transaction (e.g. to write a dialect's own side tables). `on_end(session, counts)` runs once, inside
+    the last chunk's transaction (or one of its own when nothing was left to apply), after its progress:
+    a pipeline stores its answer and ends the job there (ctx.finish), so a push of one chunk commits once."""
     counts = {key: int(ctx.counts.get(key, 0)) for key in COUNT_KEYS}
     counts["max_version"] = ctx.counts.get("max_version")
     start = ctx.job.checkpoint
@@ -46,10 +49,10 @@ def run_apply(ctx, items: Iterable[Incoming | Rejected], *, namespace: str, orig
     rejected: list[Rejected] = []
     last_position = start - 1
 
-    def flush():
+    def flush(last: bool = False) -> bool:
         nonlocal pending, rejected
         if not pending and not rejected:
-            return
+            return False
         with ctx.session() as session:
             # before the apply: from there to the commit the tenant's counter row is locked
             jobs.record_errors(session, ctx.job.id, [r.as_error() for r in rejected])
@@ -66,25 +69,30 @@ def run_apply(ctx, items: Iterable[Incoming | Rejected], *, namespace: str, orig
                 counts["max_version"] = max(result.max_version, counts["max_version"] or 0)
             done = last_position + 1
             ctx.progress(session, done=done, total=total, checkpoint=done, counts=counts)
+            if last and on_end is not None:
+                on_end(session, counts)
         # committed: count the chunk's outcomes (the console's per-minute series and /metrics)
         chunk_counts = {"accepted": len(result.accepted), "duplicate": len(result.duplicates),
                         "conflict": len(result.conflicts), "rejected": len(rejected)}
         metrics.count_records(namespace, chunk_counts)
         heartbeat.count_applied(ctx.runtime.redis_client(), len(result.accepted))
         pending, rejected = [], []
+        return True
 
     for item in items:
         if item.position < start:
             continue  # applied by an earlier delivery of this job
+        if len(pending) + len(rejected) >= chunk_size:
+            flush()  # a full chunk, and more follows (the last one waits for the end, for on_end)
         last_position = item.position
         if isinstance(item, Rejected):
             rejected.append(item)
         else:
             pending.append(item)
-        if len(pending) + len(rejected) >= chunk_size:
-            flush()
-    flush()
-    if last_position < start and total is not None:
+    if not flush(last=True):  # nothing was left to apply (a redelivery past its checkpoint, or no items)
         with ctx.session() as session:
-            ctx.progress(session, done=total, total=total, checkpoint=max(start, total), counts=counts)
+            if last_position < start and total is not None:
+                ctx.progress(session, done=total, total=total, checkpoint=max(start, total), counts=counts)
+            if on_end is not None:
+                on_end(session, counts)
     return counts

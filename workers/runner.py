@@ -64,6 +64,7 @@ class JobContext:
     runtime: Runtime
     job: jobs.Claimed
     counts: dict = field(default_factory=dict)
+    finished: bool = False  # the pipeline ended the job in its own last transaction (finish)
 
     @property
     def settings(self):
@@ -83,6 +84,13 @@ class JobContext:
                            counts=counts, lease_seconds=self.settings.job_lease_seconds)
         if not ok:
             raise JobLost(f"job {self.job.id} is no longer running here")
+
+    def finish(self, session, result: dict | None = None) -> None:
+        """End the job COMPLETED in the caller's transaction, so the job's last work and its end commit
+        together (the runner then has nothing left to commit). Raises JobLost when it is no longer ours."""
+        if not jobs.finish(session, self.job.id, counts=self.counts, result=result):
+            raise JobLost(f"job {self.job.id} is no longer running here")
+        self.finished = True
 
     def hooks(self, namespace: str) -> list:
         """The engine's after-apply hooks for `namespace` (pass them to apply_chunk)."""
@@ -136,8 +144,9 @@ def run_job(runtime: Runtime, job_id: str) -> str:
         except Exception as exc:
             return _ended(claimed, _crashed(runtime, job_id, exc), started)
         try:
-            with session_scope(runtime.sessions()) as session:
-                jobs.finish(session, job_id, counts=ctx.counts, result=result)
+            if not ctx.finished:
+                with session_scope(runtime.sessions()) as session:
+                    jobs.finish(session, job_id, counts=ctx.counts, result=result)
         except Exception as exc:  # a result that cannot be stored is a bug, never a retry
             if is_transient(exc):
                 return _ended(claimed, _crashed(runtime, job_id, exc), started)

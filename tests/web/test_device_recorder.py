@@ -40,6 +40,29 @@ def test_requests_are_recorded_in_order_and_add_up(real_sessions):
     assert device.last_error == "409 transmission_conflict"
 
 
+def test_a_burst_of_requests_is_one_transaction_with_one_upsert_per_device(real_sessions):
+    opened = {"sessions": 0}
+
+    def counting_sessions():
+        opened["sessions"] += 1
+        return real_sessions()
+
+    recorder = devices.Recorder(counting_sessions)
+    a, b = "rec-" + uuid.uuid4().hex[:8], "rec-" + uuid.uuid4().hex[:8]
+    for page in range(1, 51):  # two devices pulling page after page, a third of them also pushing
+        assert recorder.submit(_device(a, "pull", pulled_version=page * 10), None)
+        if page % 3 == 0:
+            assert recorder.submit(_device(b, "push", records=5, app_version=f"2.{page}"), None)
+    recorder.submit(_device(b, "push", records=9), "500 job_failed")
+    recorder.flush()
+    assert opened["sessions"] == 1
+    first, second = _get(real_sessions, a), _get(real_sessions, b)
+    assert (first.pulls, first.pushes, first.last_pulled_version) == (50, 0, 500)
+    assert (second.pushes, second.pulls, second.records_pushed) == (17, 0, 16 * 5 + 9)
+    assert second.app_version == "2.48" and second.last_error == "500 job_failed"
+    assert first.last_error is None
+
+
 def test_a_full_queue_says_so(real_sessions):
     release = threading.Event()
 
@@ -49,6 +72,7 @@ def test_a_full_queue_says_so(real_sessions):
 
     recorder = devices.Recorder(slow_sessions)
     recorder.QUEUE_SIZE = 1
+    recorder.LINGER = 0  # the writer takes one and blocks on the database at once
     client = "rec-" + uuid.uuid4().hex[:8]
     accepted = [recorder.submit(_device(client, "pull"), None) for _ in range(5)]
     assert accepted[0] and not all(accepted)  # the writer holds one, the queue one more, then no room

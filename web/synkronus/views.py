@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from flask import Blueprint, current_app, request
 
-from models import receipts
+from models import jobs, receipts
 from models.synkronus.store import advance_cursor, pull_page
 from models.tables import TERMINAL_STATUSES
 from web import context, db
@@ -94,6 +94,8 @@ def _answer(tenant: str, client_id: str, transmission_id: str, wait_seconds: flo
         answer = doorbell.wait_until(context.redis(), state["job_id"], wait_seconds, ready)
     if answer is not None:
         return answer
+    if state["job_id"] is not None:  # a 202 says the push is stored: its job's lazy commit goes to disk first
+        jobs.make_durable(session, state["job_id"])
     body = {"job_id": state["job_id"], "status": state["status"], "status_url": f"/jobs/{state['job_id']}",
             "message": "the push is stored and still being applied; poll status_url or resend the same "
                        "transmission_id for the final answer"}

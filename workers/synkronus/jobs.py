@@ -11,6 +11,7 @@ import orjson
 
 from models import jobs, receipts
 from models.blobs import save_bytes
+from models.db import lazy_commit
 from models.engine import MAX_KEY_LENGTH, MAX_TYPE_LENGTH, Incoming
 from models.synkronus import NAMESPACE, PUSH
 from models.synkronus.store import safe_current_version
@@ -223,7 +224,10 @@ def accept_push(session, celery_app, blobs, settings, *, tenant_id: str, actor: 
         payload=raw if inline else None, blob_sha256=sha)
     if created is not None:
         enqueue_after_commit(session, celery_app, created, PUSH.queue)
-        session.commit()  # payload and job are durable; the message goes out now
+        # The client is told nothing until the job's apply commits durably (which flushes this with it),
+        # or until a 202 says the push is stored (the view makes it durable first): no flush wait here.
+        lazy_commit(session)
+        session.commit()  # the message goes out now
         return created
     session.rollback()  # a replay, or another request claimed it first
     if held is None:
@@ -267,10 +271,11 @@ def run_push(ctx):
                            " this write won and the server's copy was kept for review"})
         jobs.record_errors(session, ctx.job.id, chunk_warnings)
 
-    counts = run_apply(ctx, items(), namespace=NAMESPACE, origin=client_id, transmission=transmission_id,
-                       client_since=params.get("client_since"), total=len(records), on_chunk=on_chunk)
-    success = counts["accepted"] + counts["duplicate"]
-    with ctx.session() as session:
+    answered = {}
+
+    def on_end(session, counts):
+        # in the last chunk's transaction: the answer, the index request and the job's end commit with it
+        success = counts["accepted"] + counts["duplicate"]
         # a first attempt that noted nothing has nothing to look up; a resumed one may have noted earlier
         fresh = ctx.job.attempts <= 1 and ctx.job.checkpoint == 0
         answer = push_answer(session, ctx.job.id, ctx.job.tenant_id, client_id, success,
@@ -278,4 +283,9 @@ def run_push(ctx):
         receipts.store_answer(session, ctx.job.tenant_id, client_id, transmission_id, 200, orjson.dumps(answer))
         if counts["accepted"]:
             submit_index(session, ctx, namespace=NAMESPACE)
-    return answer
+        ctx.finish(session, result=answer)
+        answered["answer"] = answer
+
+    run_apply(ctx, items(), namespace=NAMESPACE, origin=client_id, transmission=transmission_id,
+              client_since=params.get("client_since"), total=len(records), on_chunk=on_chunk, on_end=on_end)
+    return answered["answer"]
