@@ -108,8 +108,8 @@ def _groups(markers: dict[str, str]) -> dict[str, int]:
         except OSError:
             continue
         for group, marker in markers.items():
-            if marker in cmd:
-                ticks[group] = ticks.get(group, 0) + int(fields[11]) + int(fields[12])
+            if marker in cmd:  # its own CPU and its reaped children's (a pool child that was replaced)
+                ticks[group] = ticks.get(group, 0) + sum(int(f) for f in fields[11:15])
                 break
     return ticks
 

@@ -13,7 +13,7 @@ def _rfc3339(column: str) -> str:
     """fs_rfc3339(column) for a pull page, at a quarter of its cost: the text of a UTC timestamp in the
     ISO DateStyle (which models.engine.feed_page sets for the page, and psycopg2 needs anyway) is the
     same ISO 8601 with a space for the T, fractional seconds without trailing zeros as well."""
-    return f"translate(({column} AT TIME ZONE 'UTC')::text, ' ', 'T') || 'Z'"
+    return f"replace(({column} AT TIME ZONE 'UTC')::text, ' ', 'T') || 'Z'"
 
 
 # A Synkronus 1.0.3 observation (plus its `version`). synced_at: the client's when it sent one, else the
