@@ -97,8 +97,12 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 # ---------------------------------------------------------------- CPU per process group
-def _groups(markers: dict[str, str]) -> dict[str, int]:
-    ticks: dict[str, int] = {}
+def _groups(markers: dict[str, str], root: int | None = None, own: tuple[str, ...] = ("web", "worker")
+            ) -> dict[str, int]:
+    """CPU ticks (its own and its reaped children's) per group of processes whose command line holds the
+    group's marker. `root`: the groups in `own` count only descendants of that process (the server under
+    test, not another one on the machine)."""
+    procs: dict[int, tuple[int, str, int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -107,9 +111,23 @@ def _groups(markers: dict[str, str]) -> dict[str, int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
+        procs[int(entry.name)] = (int(fields[1]), cmd, sum(int(f) for f in fields[11:15]))
+
+    def under_root(pid: int) -> bool:
+        seen = 0
+        while pid > 1 and seen < 64:
+            if pid == root:
+                return True
+            pid, seen = procs[pid][0] if pid in procs else 0, seen + 1
+        return False
+
+    ticks: dict[str, int] = {}
+    for pid, (_, cmd, used) in procs.items():
         for group, marker in markers.items():
-            if marker in cmd:  # its own CPU and its reaped children's (a pool child that was replaced)
-                ticks[group] = ticks.get(group, 0) + sum(int(f) for f in fields[11:15])
+            if root is not None and group in own and not under_root(pid):
+                continue
+            if marker in cmd:
+                ticks[group] = ticks.get(group, 0) + used
                 break
     return ticks
 
@@ -121,15 +139,16 @@ def cpu_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, float]
 
 # ---------------------------------------------------------------- the runs
 def peer_bench(peers: Path, target: str, url: str, data: Path, n: int, batch: int, clients: int,
-               auth: str | None, env: dict, cpu_markers: dict[str, str]) -> tuple[dict, dict]:
+               auth: str | None, env: dict, cpu_markers: dict[str, str], root: int | None = None
+               ) -> tuple[dict, dict]:
     """Run peer_bench once; (its result line, CPU seconds per group over the whole push + pull)."""
     cmd = [PY, str(peers / "peer_bench.py"), "--target", target, "--url", url, "--n", str(n), "--batch", str(batch),
            "--page", "500", "--concurrency", str(clients), "--reps", "1", "--data", str(data), "--label", target]
     if auth:
         cmd += ["--auth", auth]
-    before = _groups(cpu_markers)
+    before = _groups(cpu_markers, root)
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
-    after = _groups(cpu_markers)
+    after = _groups(cpu_markers, root)
     if out.returncode != 0:
         raise SystemExit(f"peer_bench {target} failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
     line = next(json.loads(x) for x in out.stdout.splitlines() if x.startswith("{") and '"peers"' in x)
@@ -231,7 +250,7 @@ def fieldsync(peers: Path, server_url: str, redis_url: str, data: Path, n: int, 
         markers = {"postgres": name, "web": "gunicorn web.wsgi", "worker": "celery -A workers",
                    "client": "peer_bench.py"}
         result, cpu = peer_bench(peers, "fieldsync", f"http://127.0.0.1:{port}", data, n, batch, clients,
-                                 "admin:bench-admin-pw", env, markers)
+                                 "admin:bench-admin-pw", env, markers, root=proc.pid)
         result["cpu"] = cpu
         result["plan"] = plan_of_pull(url)
         with psycopg2.connect(url) as conn, conn.cursor() as cur:
