@@ -302,11 +302,19 @@ _FEED_DATESTYLE = "SET LOCAL DateStyle = 'ISO, MDY'; "
 
 
 def feed_page(session: Session, *, tenant_id: str, namespace: str, since: int, limit: int,
-              record_types: list[str] | None = None, columns: str = _FEED_COLUMNS) -> tuple[int, list]:
-    """(counter, rows): the tenant's version counter and a keyset page of the feed, read in one statement
-    (one snapshot, one round trip). Every version at or below the counter is committed and visible in
-    that snapshot (versions follow commit order), so the counter is a safe high-water mark."""
+              record_types: list[str] | None = None, columns: str = _FEED_COLUMNS,
+              proof: tuple[str, dict] | None = None) -> tuple[int, list, bool]:
+    """(counter, rows, proven): the tenant's version counter and a keyset page of the feed, read in one
+    statement (one snapshot, one round trip). Every version at or below the counter is committed and
+    visible in that snapshot (versions follow commit order), so the counter is a safe high-water mark.
+    `proof`: (a boolean SQL expression, its parameters) evaluated in the same statement, its value given as
+    `proven` (True when there is none): a caller that has not yet checked who asks (web.auth's
+    claimed principal) proves it here instead of in a round trip of its own, and discards the page if not."""
     params = {"t": tenant_id, "fk": feed_key(tenant_id, namespace), "since": since, "limit": limit}
+    proof_sql = "true"
+    if proof is not None:
+        proof_sql, proof_params = proof
+        params.update(proof_params)
     type_filter, plan = "", _FEED_PLAN
     if record_types:
         type_filter = "AND record_type = ANY(:types)"
@@ -314,8 +322,9 @@ def feed_page(session: Session, *, tenant_id: str, namespace: str, since: int, l
         if len(record_types) > 1:
             plan = ""  # several types: merging their index ranges needs a sort, let the planner choose
     rows = session.execute(text(f"""{_FEED_DATESTYLE}{plan}
-        SELECT c.counter, f.* FROM (SELECT COALESCE((SELECT value FROM sync_counters WHERE tenant_id = :t), 1)
-                                    AS counter) c
+        SELECT c.counter, c.proven, f.*
+          FROM (SELECT COALESCE((SELECT value FROM sync_counters WHERE tenant_id = :t), 1) AS counter,
+                       {proof_sql} AS proven) c
           LEFT JOIN LATERAL (
               SELECT {columns} FROM records
                WHERE feed_key = :fk AND version > :since {type_filter}
@@ -323,7 +332,7 @@ def feed_page(session: Session, *, tenant_id: str, namespace: str, since: int, l
          ORDER BY f.version
     """), params).all()
     counter = int(rows[0].counter)
-    return counter, [row for row in rows if row.version is not None]
+    return counter, [row for row in rows if row.version is not None], bool(rows[0].proven)
 
 
 def get_record(session: Session, *, tenant_id: str, namespace: str, key: str):

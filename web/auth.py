@@ -9,7 +9,7 @@ import functools
 import uuid
 from dataclasses import dataclass
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request
 from flask_jwt_extended import (
     JWTManager, create_access_token, create_refresh_token, decode_token, get_jwt, verify_jwt_in_request,
 )
@@ -191,19 +191,78 @@ def _refuse_analyst(principal: Principal) -> None:
         raise Forbidden("an analyst may only read exports")
 
 
-def require(*roles: str):
-    """Decorator: a valid access token, and (when roles are given) one of those roles."""
+def require(*roles: str, proven_by_view: bool = False):
+    """Decorator: a valid access token, and (when roles are given) one of those roles.
+
+    `proven_by_view` (for a view open to every role but the analyst, that reads before it writes): the
+    principal is taken from the token's claims alone (signature, expiry and type checked), and the view
+    proves it in its own first statement (claim_proof) instead of this decorator loading the user in a
+    round trip of its own; when the proof fails the view calls prove_claim(), which makes the full check
+    (a revoked token is refused there) and gives the principal as stored."""
+    if proven_by_view and roles:
+        raise ValueError("a view that proves its principal itself must be open to every role")
+
     def wrap(view):
         @functools.wraps(view)
         def inner(*args, **kwargs):
             if ANALYST in roles:
                 g.analyst_allowed = True
+            claimed = _claimed() if proven_by_view else None
+            if claimed is not None:
+                g.principal, g.fieldsync_claimed_version = claimed
+                return view(*args, **kwargs)
             principal = current_principal()
             if roles and principal.role not in roles:
                 raise Forbidden(f"this action needs the role {' or '.join(roles)}")
             return view(*args, **kwargs)
         return inner
     return wrap
+
+
+def _claimed() -> tuple[Principal, int] | None:
+    """(principal, token version) as the request's access token claims them, or None when the token is
+    missing, invalid, expired, not an access token, or claims what only the full check may grant (an
+    analyst, an unknown role): current_principal() then answers."""
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return None
+    try:
+        claims = decode_token(header[len("Bearer "):].strip())
+    except Exception:  # refused by the full check, with its own message
+        return None
+    fields = (claims.get("sub"), claims.get("username"), claims.get("role"), claims.get("tenant"))
+    ver = claims.get("ver", 0)
+    if (claims.get("type") != "access" or not all(isinstance(f, str) for f in fields) or type(ver) is not int
+            or claims["role"] not in ROLES or parse_uuid(claims["sub"]) is None):
+        return None
+    principal = Principal(user_id=str(parse_uuid(claims["sub"])), username=claims["username"], role=claims["role"],
+                          tenant_id=claims["tenant"], is_system=claims.get("sys") is True)
+    return principal, ver
+
+
+def claim_proof() -> tuple[str, dict] | None:
+    """For a view under require(proven_by_view=True): (a boolean SQL expression, its parameters) true when
+    the stored user is exactly the one the token claims (same id, token version, name, role, tenant and
+    system flag), to evaluate in the view's first statement; None when the principal is already proven."""
+    version = g.get("fieldsync_claimed_version")
+    if version is None:
+        return None
+    principal = g.principal
+    return ("EXISTS (SELECT 1 FROM users WHERE id = CAST(:claim_user AS uuid) AND token_version = :claim_ver "
+            "AND username = :claim_name AND role = :claim_role AND tenant_id = :claim_tenant "
+            "AND is_system = :claim_system)",
+            {"claim_user": principal.user_id, "claim_ver": version, "claim_name": principal.username,
+             "claim_role": principal.role, "claim_tenant": principal.tenant_id,
+             "claim_system": principal.is_system})
+
+
+def prove_claim(proven: bool) -> Principal:
+    """After the view's statement: the principal, as claimed when `proven`; otherwise the full check runs
+    (raising Unauthorized for a revoked token or a deleted user) and its principal replaces the claim, so
+    the view reads again as that one."""
+    if g.pop("fieldsync_claimed_version", None) is not None and not proven:
+        g.pop("principal", None)
+    return current_principal()
 
 
 def check_tenant(principal: Principal, tenant_id: str | None, *, as_not_found: bool = True) -> str:

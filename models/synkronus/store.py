@@ -73,11 +73,12 @@ def safe_current_version(session: Session, tenant_id: str, client_id: str) -> in
     """), {"t": tenant_id, "n": NAMESPACE, "c": client_id}).scalar_one())
 
 
-def pull_page(session: Session, tenant_id: str, *, since: int, limit: int, record_types: list[str] | None):
-    """(counter, rows) for one pull page: rows of (version, json), read with the counter in one snapshot
-    (models.engine.feed_page)."""
+def pull_page(session: Session, tenant_id: str, *, since: int, limit: int, record_types: list[str] | None,
+              proof: tuple[str, dict] | None = None):
+    """(counter, rows, proven) for one pull page: rows of (version, json), read with the counter in one
+    snapshot (models.engine.feed_page, which also evaluates `proof`)."""
     return engine.feed_page(session, tenant_id=tenant_id, namespace=NAMESPACE, since=since, limit=limit,
-                            record_types=record_types, columns=OBSERVATION_JSON)
+                            record_types=record_types, columns=OBSERVATION_JSON, proof=proof)
 
 
 def push_errors(session: Session, job_id):

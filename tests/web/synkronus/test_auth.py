@@ -273,3 +273,42 @@ def test_tokens_carry_the_token_version(client, db_session, settings):
     body = login(client, user.username).get_json()
     for token in (body["token"], body["refreshToken"]):
         assert jwt.decode(token, settings.jwt_secret, algorithms=["HS256"])["ver"] == 0
+
+
+def test_a_pull_proves_its_token_in_the_page_statement_and_follows_the_stored_user(app, client, db_session,
+                                                                                 connection):
+    """/sync/pull checks the token's user inside its page statement (no look-up of its own); whenever the
+    stored user is no longer exactly what the token says, the full check decides, as for any view."""
+    from sqlalchemy import event, text
+
+    from models.engine import Incoming, apply_chunk
+    from models.users import ensure_tenant
+    from tests.factories import bearer
+    user = make_user(db_session, role="read-only")
+    headers = bearer(app, user)
+    statements = []
+    event.listen(connection, "before_cursor_execute", lambda *a: statements.append(a[2]))
+
+    def pull():
+        statements.clear()
+        answer = client.post("/sync/pull", json={"client_id": "c"}, headers=headers)
+        looked_up = any(s.lstrip().startswith("SELECT users.") for s in statements)
+        return answer, looked_up
+
+    answer, looked_up = pull()
+    assert answer.status_code == 200 and not looked_up
+    db_session.execute(text("UPDATE users SET role = 'admin' WHERE id = :id"), {"id": user.id})
+    db_session.commit()
+    answer, looked_up = pull()
+    assert answer.status_code == 200 and looked_up  # the claim no longer matches: the full check, and it passes
+    ensure_tenant(db_session, "t-moved")
+    apply_chunk(db_session, tenant_id="t-moved", namespace="synkronus",
+                records=[Incoming(position=0, key="obs-moved", record_type="survey", data={"q": 1})])
+    db_session.execute(text("UPDATE users SET tenant_id = 't-moved' WHERE id = :id"), {"id": user.id})
+    db_session.commit()
+    answer, _ = pull()  # the page is read again for the tenant the user is in now
+    assert answer.status_code == 200
+    assert [r["observation_id"] for r in answer.get_json()["records"]] == ["obs-moved"]
+    db_session.execute(text("UPDATE users SET role = 'analyst' WHERE id = :id"), {"id": user.id})
+    db_session.commit()
+    assert pull()[0].status_code == 403
