@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from models.engine import Incoming, apply_chunk
-from models.msupply import INITIAL_DUMP, NAMESPACE, ORIGIN_PREFIX
+from models.msupply import INITIAL_DUMP, NAMESPACE, ORIGIN_PREFIX, PUSH
 from models.msupply.tables import Site
 from models.users import ensure_tenant, hash_password
 
@@ -347,14 +347,18 @@ def received_up_to(session: Session, tenant_id: str, site_id: int) -> int:
 # --- pushed SyncIDs ------------------------------------------------------------------------------
 
 def seen_sync_ids(session: Session, tenant_id: str, site_id: int, sync_ids: list[str], job_id) -> set[str]:
-    """SyncIDs of this list that an earlier push job of the site already applied."""
+    """SyncIDs of this list that an earlier push job of the site already applied. One primary-key probe
+    per id (LATERAL … LIMIT 1): with `= ANY(ids)` a table that has grown since its last ANALYZE (every
+    push adds its SyncIDs) was read as all of the site's rows filtered by the list, a scan per push that
+    grows with everything the site ever pushed."""
     if not sync_ids:
         return set()
     return set(session.execute(text("""
-        SELECT sync_id FROM msupply_sync_ids
-         WHERE tenant_id = :t AND site_id = :s AND sync_id = ANY(CAST(:ids AS text[]))
-           AND job_id <> CAST(:job AS uuid)
-    """), {"t": tenant_id, "s": site_id, "ids": list(sync_ids), "job": str(job_id)}).scalars())
+        SELECT x.sync_id FROM unnest(CAST(:ids AS text[])) AS i(sync_id)
+         CROSS JOIN LATERAL (SELECT sync_id, job_id FROM msupply_sync_ids
+                              WHERE tenant_id = :t AND site_id = :s AND sync_id = i.sync_id LIMIT 1) x
+         WHERE x.job_id <> CAST(:job AS uuid)
+    """), {"t": tenant_id, "s": site_id, "ids": list(dict.fromkeys(sync_ids)), "job": str(job_id)}).scalars())
 
 
 def remember_sync_ids(session: Session, tenant_id: str, site_id: int, sync_ids: list[str], job_id) -> None:
@@ -365,6 +369,19 @@ def remember_sync_ids(session: Session, tenant_id: str, site_id: int, sync_ids: 
         SELECT :t, :s, i, CAST(:job AS uuid) FROM unnest(CAST(:ids AS text[])) AS i
         ON CONFLICT DO NOTHING
     """), {"t": tenant_id, "s": site_id, "ids": list(sync_ids), "job": str(job_id)})
+
+
+def earlier_unapplied_push(session: Session, tenant_id: str, site_id: int, job_id):
+    """The latest push job of the site accepted before `job_id` whose records are not all applied yet
+    (queued, or running short of its last checkpoint), if any. Open jobs are few: the open-jobs index
+    finds them."""
+    return session.execute(text("""
+        SELECT j.id FROM jobs j JOIN jobs me ON me.id = CAST(:job AS uuid)
+         WHERE j.status IN ('QUEUED', 'RUNNING') AND j.tenant_id = :t AND j.kind = :kind
+           AND (j.params ->> 'site_id')::int = :s AND (j.created_at, j.id) < (me.created_at, me.id)
+           AND (j.progress_total IS NULL OR j.checkpoint < j.progress_total)
+         ORDER BY j.created_at DESC, j.id DESC LIMIT 1
+    """), {"t": tenant_id, "s": site_id, "job": str(job_id), "kind": PUSH.name}).scalar()
 
 
 # --- sites ---------------------------------------------------------------------------------------
