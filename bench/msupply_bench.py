@@ -279,8 +279,9 @@ def main() -> None:
     from web.app import create_app
     import redis as redis_lib
     from workers.app import make_celery
-    app = create_app(settings, session_factory=sessions, celery_app=make_celery(settings),
-                     redis_client=redis_lib.Redis.from_url(args.redis))
+    # the app as a server builds it: its own engines (the autocommit pool for one-statement views) and
+    # device activity recorded by its writer thread
+    app = create_app(settings, celery_app=make_celery(settings), redis_client=redis_lib.Redis.from_url(args.redis))
     raw_before = raw_pull_rate(url, min(args.pull, args.raw_pull))
     pulled, elapsed = pull_and_ack(app, args.pull)
     left = min(args.pull, args.raw_pull, queued - pulled)

@@ -294,6 +294,36 @@ def queue_head(session: Session, tenant_id: str, site_id: int, *, limit: int, sy
          ORDER BY q.id"""), {"t": tenant_id, "s": site_id, "limit": limit, "sync_id": sync_id}).all()
 
 
+def queue_page_json(session: Session, tenant_id: str, site_id: int, *, limit: int, sync_id: str | None = None,
+                    key_fields: dict[str, int] | None = None) -> bytes:
+    """`queue_head` as the v2/v3 wire page, rendered by PostgreSQL in the same statement: a JSON array of
+    {SyncID, RecordType, RecordID, SyncType, StoreID, KeyFieldID, mergeIDtokeep, mergeIDtodelete, data},
+    every key present ("" where a value does not apply), a merge naming the kept record, `data` the
+    record's stored JSON for an insert or update and {} otherwise. `key_fields`: KeyFieldID by record
+    type, where it is not 1."""
+    where = "AND q.sync_id = :sync_id" if sync_id is not None else ""
+    fields = key_fields or {}
+    text_ = session.execute(text(f"""
+        SELECT string_agg(json_build_object(
+                   'SyncID', q.sync_id, 'RecordType', q.record_type,
+                   'RecordID', CASE WHEN q.sync_type = 'M' THEN q.merge_keep ELSE q.record_id END,
+                   'SyncType', q.sync_type, 'StoreID', COALESCE(q.store_id, ''),
+                   'KeyFieldID', COALESCE(k.key_field, 1),
+                   'mergeIDtokeep', COALESCE(q.merge_keep, ''), 'mergeIDtodelete', COALESCE(q.merge_delete, ''),
+                   'data', CASE WHEN q.sync_type IN ('I', 'U') AND r.data IS NOT NULL THEN r.data
+                                ELSE CAST('{{}}' AS jsonb) END)::text, ',' ORDER BY q.id)
+          FROM (SELECT * FROM msupply_queue q WHERE q.tenant_id = :t AND q.site_id = :s {where}
+                 ORDER BY q.id LIMIT :limit) q
+          LEFT JOIN LATERAL (SELECT data FROM records
+                              WHERE tenant_id = :t AND namespace = '{NAMESPACE}' AND record_key = q.record_key
+                              LIMIT 1) r ON true  -- a primary-key probe per entry (see queue_head)
+          LEFT JOIN unnest(CAST(:kf_types AS text[]), CAST(:kf_numbers AS int[])) AS k(record_type, key_field)
+            ON k.record_type = q.record_type"""),
+                            {"t": tenant_id, "s": site_id, "limit": limit, "sync_id": sync_id,
+                             "kf_types": list(fields), "kf_numbers": list(fields.values())}).scalar()
+    return b"[" + (text_ or "").encode() + b"]"
+
+
 def acknowledge(session: Session, tenant_id: str, site_id: int, sync_ids: list[str]) -> tuple[int, int]:
     """Remove the acknowledged entries (unknown or already-acknowledged ids are ignored) and read the
     version the site has now received everything below (see `received_up_to`).
@@ -411,6 +441,15 @@ def get_site(session: Session, tenant_id: str, site_id: int) -> Site | None:
 
 def site_by_name(session: Session, name: str) -> Site | None:
     return session.execute(select(Site).where(Site.name == name)).scalar_one_or_none()
+
+
+_SITE_COLUMNS = ", ".join(c.name for c in Site.__table__.columns)
+
+
+def site_row_by_name(session: Session, name: str):
+    """The site of this name as a read-only row with the Site's attributes (what a sync request reads on
+    every call: one index probe, no ORM identity map), or None."""
+    return session.execute(text(f"SELECT {_SITE_COLUMNS} FROM msupply_sites WHERE name = :n"), {"n": name}).first()
 
 
 def list_sites(session: Session, tenant_id: str | None = None) -> list[Site]:

@@ -37,23 +37,30 @@ def _site(version: int, activity: str | None = None) -> msupply.Site:
 
 
 @bp.get("/queued_records/count")
+@db.autocommit
 def count(version: int):
     site = _site(version)
     return json_response({"NumRecords": msupply.queue_count(db.session(), site.tenant_id, site.site_id)})
 
 
 @bp.get("/queued_records")
+@db.autocommit
 def pull(version: int):
     site = _site(version, "pull")
     limit = wire.parse_limit(request.args.get("limit"))
     sync_id = query_text("sync_id", wire.MAX_SYNC_ID)
-    rows = msupply.queue_head(db.session(), site.tenant_id, site.site_id, limit=1 if sync_id else limit,
-                              sync_id=sync_id)
+    limit = 1 if sync_id else limit
     mapping = _v1map()
-    return Response(wire.pulled_page(rows, version, mapping), mimetype="application/json")
+    if version == 1:  # v1 renames fields by number: rendered here
+        rows = msupply.queue_head(db.session(), site.tenant_id, site.site_id, limit=limit, sync_id=sync_id)
+        return Response(wire.pulled_page(rows, version, mapping), mimetype="application/json")
+    page = msupply.queue_page_json(db.session(), site.tenant_id, site.site_id, limit=limit, sync_id=sync_id,
+                                   key_fields=mapping.key_fields())
+    return Response(page, mimetype="application/json")
 
 
 @bp.post("/acknowledged_records")
+@db.autocommit
 def acknowledge(version: int):
     site = _site(version)
     ids = wire.ack_ids(read_json())
