@@ -27,7 +27,7 @@ from workers.jsonsafe import has_lone_surrogate_escape
 from workers.jsonsafe import loads as safe_loads
 
 SYNC_TYPES = ("I", "U", "D", "M")
-DUMP_BATCH = 20_000
+DUMP_BATCH = 50_000
 MAX_STRING = 256 * 1024
 # How long a push job waits for the site's earlier push jobs before it is released for a later try:
 # past a dead worker's lease (60 s by default), so a restarted job of an earlier push can run first.
