@@ -250,15 +250,19 @@ def test_concurrent_pushes_from_several_sites_while_a_dump_runs(live_worker, liv
     assert all(by_id[k] == v for k, v in last.items())
 
 
-def test_a_sites_pushes_apply_in_the_order_they_were_answered(live_app, settings, real_sessions, tenant):
+def test_a_sites_pushes_apply_in_the_order_they_were_answered(settings, real_sessions, broker, redis_client,
+                                                              tenant):
     """Pushes are answered before they are applied, so a site may have several push jobs queued; a
     later one started first (say, by another worker process) waits until the earlier one has applied,
-    so the record both change ends with the later push's data."""
+    so the record both change ends with the later push's data. The jobs are run here, one per thread
+    (no message reaches a worker)."""
+    from web.app import create_app
     from workers.runner import run_job
     from workers.runtime import Runtime
     site = _site(real_sessions, tenant, 4, "STORE_A")
     peer = _site(real_sessions, tenant, 5, "STORE_A")
-    client = live_app.test_client()
+    client = create_app(settings, session_factory=real_sessions, celery_app=broker,
+                        redis_client=redis_client).test_client()
     line = uid()
 
     def batch(quantity):
