@@ -391,14 +391,22 @@ def seen_sync_ids(session: Session, tenant_id: str, site_id: int, sync_ids: list
     """), {"t": tenant_id, "s": site_id, "ids": list(dict.fromkeys(sync_ids)), "job": str(job_id)}).scalars())
 
 
-def remember_sync_ids(session: Session, tenant_id: str, site_id: int, sync_ids: list[str], job_id) -> None:
-    if not sync_ids:
-        return
-    session.execute(text("""
+def claim_sync_ids(session: Session, tenant_id: str, site_id: int, sync_ids: list[str], job_id) -> set[str]:
+    """Remember these SyncIDs as pushed by this job (in the caller's transaction, so they commit with the
+    records they apply) and return those an earlier push job of the site already applied: one INSERT …
+    ON CONFLICT DO NOTHING RETURNING, and a look-up only of the ids it did not insert. An id another job
+    is inserting in a transaction still open waits for that transaction, so the answer is exact."""
+    ids = list(dict.fromkeys(sync_ids))
+    if not ids:
+        return set()
+    inserted = set(session.execute(text("""
         INSERT INTO msupply_sync_ids (tenant_id, site_id, sync_id, job_id)
         SELECT :t, :s, i, CAST(:job AS uuid) FROM unnest(CAST(:ids AS text[])) AS i
         ON CONFLICT DO NOTHING
-    """), {"t": tenant_id, "s": site_id, "ids": list(sync_ids), "job": str(job_id)})
+        RETURNING sync_id
+    """), {"t": tenant_id, "s": site_id, "ids": ids, "job": str(job_id)}).scalars())
+    rest = [i for i in ids if i not in inserted]
+    return seen_sync_ids(session, tenant_id, site_id, rest, job_id) if rest else set()
 
 
 def earlier_unapplied_push(session: Session, tenant_id: str, site_id: int, job_id):

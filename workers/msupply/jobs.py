@@ -154,20 +154,12 @@ def _parsed(ctx) -> list[tuple[int, object, Incoming | Rejected]]:
             if position >= ctx.job.checkpoint]
 
 
-def _push_items(ctx, site_id: int, parsed: list, skipped: list, sync_by_position: dict):
-    """The parsed records, less those whose SyncID the site already pushed in an earlier job."""
-    for group in _batched(parsed, ctx.settings.chunk_size):
-        ids = [r["SyncID"] for _, r, _ in group if isinstance(r, dict) and isinstance(r.get("SyncID"), str)
-               and find_bad_text(r["SyncID"], max_bytes=MAX_KEY_LENGTH) is None]
-        with ctx.session() as session:
-            seen = msupply.seen_sync_ids(session, ctx.job.tenant_id, site_id, ids, ctx.job.id)
-        for position, raw, item in group:
-            if isinstance(raw, dict) and isinstance(raw.get("SyncID"), str) and raw["SyncID"] in seen:
-                skipped.append(position)
-                continue
-            if isinstance(item, Incoming) and isinstance(raw.get("SyncID"), str):
-                sync_by_position[position] = raw["SyncID"]
-            yield item
+def _push_items(parsed: list, sync_by_position: dict):
+    """The parsed records in order, noting each valid record's SyncID by its position."""
+    for position, raw, item in parsed:
+        if isinstance(item, Incoming) and isinstance(raw.get("SyncID"), str):
+            sync_by_position[position] = raw["SyncID"]
+        yield item
 
 
 def applied_bell(job_id) -> str:
@@ -221,16 +213,27 @@ def push(ctx) -> dict:
     sync_by_position: dict[int, str] = {}
 
     def before_apply(session, records):
-        # the SyncIDs commit with the chunk that applies them, written before the counter lock is taken
-        sync_ids = [sync_by_position.pop(r.position) for r in records if r.position in sync_by_position]
-        msupply.remember_sync_ids(session, ctx.job.tenant_id, site_id, sync_ids, ctx.job.id)
+        # In the chunk's transaction, before the counter lock: the SyncIDs are remembered (they commit
+        # with the apply), and records whose SyncID an earlier push job of the site applied are dropped.
+        ids = [sync_by_position[r.position] for r in records if r.position in sync_by_position]
+        seen = msupply.claim_sync_ids(session, ctx.job.tenant_id, site_id, ids, ctx.job.id)
+        if seen:
+            kept = []
+            for r in records:
+                if sync_by_position.get(r.position) in seen:
+                    skipped.append(r.position)
+                else:
+                    kept.append(r)
+            records[:] = kept
+        for r in records:
+            sync_by_position.pop(r.position, None)
 
     def on_chunk(session, records, result, rejected):
         _repoint_merges(session, ctx, records, origin)
 
     parsed = _parsed(ctx)
     _after_earlier_pushes(ctx, site_id)
-    items = _push_items(ctx, site_id, parsed, skipped, sync_by_position)
+    items = _push_items(parsed, sync_by_position)
     counts = run_apply(ctx, items, namespace=NAMESPACE, origin=origin,
                        transmission=ctx.job.params.get("transmission"), total=ctx.job.params.get("total"),
                        on_chunk=on_chunk, before_apply=before_apply)
