@@ -231,15 +231,21 @@ def push(ctx) -> dict:
     def on_chunk(session, records, result, rejected):
         _repoint_merges(session, ctx, records, origin)
 
+    result = {}
+
+    def on_end(session, counts):
+        # the job ends in its last chunk's transaction: one commit for the apply and the end
+        result.update(counts=counts, already_pushed=len(skipped))
+        ctx.finish(session, result=result)
+
     parsed = _parsed(ctx)
     _after_earlier_pushes(ctx, site_id)
     items = _push_items(parsed, sync_by_position)
-    counts = run_apply(ctx, items, namespace=NAMESPACE, origin=origin,
-                       transmission=ctx.job.params.get("transmission"), total=ctx.job.params.get("total"),
-                       on_chunk=on_chunk, before_apply=before_apply)
+    run_apply(ctx, items, namespace=NAMESPACE, origin=origin, transmission=ctx.job.params.get("transmission"),
+              total=ctx.job.params.get("total"), on_chunk=on_chunk, before_apply=before_apply, on_end=on_end)
     # every record is applied and committed: the site's next push job may start its apply now
     doorbell.ring(ctx.runtime.redis_client(), applied_bell(ctx.job.id))
-    return {"counts": counts, "already_pushed": len(skipped)}
+    return result
 
 
 # --- initial dump --------------------------------------------------------------------------------
