@@ -1,6 +1,7 @@
 """mSupply benchmark: initial dump of N records into one site's queue (against the same machine's raw
 INSERT … SELECT), a satellite's pull-and-ack loop at limit 500, and pushes of v3 records in batches of
-500 through the web view and a real Celery worker. Prints records/s for each.
+500 through the web view and a real Celery worker, end to end (until every push job has applied).
+Prints records/s for each.
 
     .venv/bin/python bench/msupply_bench.py --server postgresql://postgres@127.0.0.1:5432/test \
         --db msb_bench --redis redis://127.0.0.1:6379/14
@@ -206,7 +207,10 @@ def copy_rate(url: str, records: list[dict]) -> float:
     return raw_copy_rate(url, buf, len(records))
 
 
-def push(app, records: list[dict], batch: int) -> tuple[int, float]:
+def push(app, sessions, records: list[dict], batch: int) -> tuple[int, float, float]:
+    """Push the records in batches from one client, then wait until every push job has ended (applied
+    and fanned out). Returns (records, seconds until the last answer, seconds until the last job
+    ended): the end-to-end figure is the second, from the first push to the last record applied."""
     client = app.test_client()
     headers = _auth(5, "bench-device-5")
     sent = 0
@@ -216,7 +220,15 @@ def push(app, records: list[dict], batch: int) -> tuple[int, float]:
                            json=records[sent:sent + batch])
         assert resp.status_code == 200 and resp.get_json() == {}, resp.get_data(as_text=True)
         sent += batch
-    return sent, time.perf_counter() - started
+    answered = time.perf_counter() - started
+    while True:
+        with session_scope(sessions) as s:
+            open_jobs = s.execute(text("SELECT count(*) FROM jobs WHERE kind = 'msupply.push' "
+                                       "AND status IN ('QUEUED', 'RUNNING')")).scalar()
+        if not open_jobs:
+            break
+        time.sleep(0.01)
+    return sent, answered, time.perf_counter() - started
 
 
 def start_worker(settings) -> subprocess.Popen:
@@ -267,8 +279,9 @@ def main() -> None:
     from web.app import create_app
     import redis as redis_lib
     from workers.app import make_celery
-    app = create_app(settings, session_factory=sessions, celery_app=make_celery(settings),
-                     redis_client=redis_lib.Redis.from_url(args.redis))
+    # the app as a server builds it: its own engines (the autocommit pool for one-statement views) and
+    # device activity recorded by its writer thread
+    app = create_app(settings, celery_app=make_celery(settings), redis_client=redis_lib.Redis.from_url(args.redis))
     raw_before = raw_pull_rate(url, min(args.pull, args.raw_pull))
     pulled, elapsed = pull_and_ack(app, args.pull)
     left = min(args.pull, args.raw_pull, queued - pulled)
@@ -282,10 +295,11 @@ def main() -> None:
     copied = copy_rate(url, records)
     worker = start_worker(settings)
     try:
-        pushed, elapsed = push(app, records, args.batch)
-        print(f"push v3 in batches of {args.batch}: {pushed} records in {elapsed:.1f}s = "
-              f"{pushed / elapsed:,.0f} records/s (each answer after its job finished); raw COPY of the same "
-              f"rows {copied:,.0f} records/s; ratio {pushed / elapsed / copied:.2f}", flush=True)
+        pushed, answered, elapsed = push(app, sessions, records, args.batch)
+        print(f"push v3 in batches of {args.batch}, end to end (first push until every push job has ended, "
+              f"applied and fanned out): {pushed} records in {elapsed:.1f}s = {pushed / elapsed:,.0f} records/s "
+              f"(last answer after {answered:.1f}s); raw COPY of the same rows {copied:,.0f} records/s; "
+              f"ratio {pushed / elapsed / copied:.2f}", flush=True)
         with session_scope(sessions) as s:
             failed = s.execute(text("SELECT count(*) FROM jobs WHERE kind = 'msupply.push' AND status <> 'COMPLETED'")
                                ).scalar()

@@ -36,11 +36,14 @@ EndHook = Callable[[object, dict], None]
 
 def run_apply(ctx, items: Iterable[Incoming | Rejected], *, namespace: str, origin: str | None,
               transmission: str | None = None, client_since: int | None = None, total: int | None = None,
-              on_chunk: ChunkHook | None = None, on_end: EndHook | None = None) -> dict:
+              on_chunk: ChunkHook | None = None, on_end: EndHook | None = None,
+              before_apply: Callable[[object, list], None] | None = None) -> dict:
     """Returns the job's counts. `on_chunk(session, records, result, rejected)` runs inside each chunk's
-    transaction (e.g. to write a dialect's own side tables). `on_end(session, counts)` runs once, inside
-    the last chunk's transaction (or one of its own when nothing was left to apply), after its progress:
-    a pipeline stores its answer and ends the job there (ctx.finish), so a push of one chunk commits once."""
+    transaction (e.g. to write a dialect's own side tables); `before_apply(session, records)` too, but
+    before the apply takes the tenant's counter lock (writes that need no version: they then do not
+    lengthen the time the lock is held). `on_end(session, counts)` runs once, inside the last chunk's
+    transaction (or one of its own when nothing was left to apply), after its progress: a pipeline
+    stores its answer and ends the job there (ctx.finish), so a push of one chunk commits once."""
     counts = {key: int(ctx.counts.get(key, 0)) for key in COUNT_KEYS}
     counts["max_version"] = ctx.counts.get("max_version")
     start = ctx.job.checkpoint
@@ -56,6 +59,8 @@ def run_apply(ctx, items: Iterable[Incoming | Rejected], *, namespace: str, orig
         with ctx.session() as session:
             # before the apply: from there to the commit the tenant's counter row is locked
             jobs.record_errors(session, ctx.job.id, [r.as_error() for r in rejected])
+            if before_apply is not None:
+                before_apply(session, pending)
             result = apply_chunk(session, tenant_id=ctx.job.tenant_id, namespace=namespace, records=pending,
                                  actor=ctx.job.created_by, origin=origin, transmission=transmission,
                                  job_id=ctx.job.id, client_since=client_since, hooks=ctx.hooks(namespace))

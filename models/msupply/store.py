@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from models.engine import Incoming, apply_chunk
-from models.msupply import INITIAL_DUMP, NAMESPACE, ORIGIN_PREFIX
+from models.msupply import INITIAL_DUMP, NAMESPACE, ORIGIN_PREFIX, PUSH
 from models.msupply.tables import Site
 from models.users import ensure_tenant, hash_password
 
@@ -294,6 +294,36 @@ def queue_head(session: Session, tenant_id: str, site_id: int, *, limit: int, sy
          ORDER BY q.id"""), {"t": tenant_id, "s": site_id, "limit": limit, "sync_id": sync_id}).all()
 
 
+def queue_page_json(session: Session, tenant_id: str, site_id: int, *, limit: int, sync_id: str | None = None,
+                    key_fields: dict[str, int] | None = None) -> bytes:
+    """`queue_head` as the v2/v3 wire page, rendered by PostgreSQL in the same statement: a JSON array of
+    {SyncID, RecordType, RecordID, SyncType, StoreID, KeyFieldID, mergeIDtokeep, mergeIDtodelete, data},
+    every key present ("" where a value does not apply), a merge naming the kept record, `data` the
+    record's stored JSON for an insert or update and {} otherwise. `key_fields`: KeyFieldID by record
+    type, where it is not 1."""
+    where = "AND q.sync_id = :sync_id" if sync_id is not None else ""
+    fields = key_fields or {}
+    text_ = session.execute(text(f"""
+        SELECT string_agg(json_build_object(
+                   'SyncID', q.sync_id, 'RecordType', q.record_type,
+                   'RecordID', CASE WHEN q.sync_type = 'M' THEN q.merge_keep ELSE q.record_id END,
+                   'SyncType', q.sync_type, 'StoreID', COALESCE(q.store_id, ''),
+                   'KeyFieldID', COALESCE(k.key_field, 1),
+                   'mergeIDtokeep', COALESCE(q.merge_keep, ''), 'mergeIDtodelete', COALESCE(q.merge_delete, ''),
+                   'data', CASE WHEN q.sync_type IN ('I', 'U') AND r.data IS NOT NULL THEN r.data
+                                ELSE CAST('{{}}' AS jsonb) END)::text, ',' ORDER BY q.id)
+          FROM (SELECT * FROM msupply_queue q WHERE q.tenant_id = :t AND q.site_id = :s {where}
+                 ORDER BY q.id LIMIT :limit) q
+          LEFT JOIN LATERAL (SELECT data FROM records
+                              WHERE tenant_id = :t AND namespace = '{NAMESPACE}' AND record_key = q.record_key
+                              LIMIT 1) r ON true  -- a primary-key probe per entry (see queue_head)
+          LEFT JOIN unnest(CAST(:kf_types AS text[]), CAST(:kf_numbers AS int[])) AS k(record_type, key_field)
+            ON k.record_type = q.record_type"""),
+                            {"t": tenant_id, "s": site_id, "limit": limit, "sync_id": sync_id,
+                             "kf_types": list(fields), "kf_numbers": list(fields.values())}).scalar()
+    return b"[" + (text_ or "").encode() + b"]"
+
+
 def acknowledge(session: Session, tenant_id: str, site_id: int, sync_ids: list[str]) -> tuple[int, int]:
     """Remove the acknowledged entries (unknown or already-acknowledged ids are ignored) and read the
     version the site has now received everything below (see `received_up_to`).
@@ -347,24 +377,49 @@ def received_up_to(session: Session, tenant_id: str, site_id: int) -> int:
 # --- pushed SyncIDs ------------------------------------------------------------------------------
 
 def seen_sync_ids(session: Session, tenant_id: str, site_id: int, sync_ids: list[str], job_id) -> set[str]:
-    """SyncIDs of this list that an earlier push job of the site already applied."""
+    """SyncIDs of this list that an earlier push job of the site already applied. One primary-key probe
+    per id (LATERAL … LIMIT 1): with `= ANY(ids)` a table that has grown since its last ANALYZE (every
+    push adds its SyncIDs) was read as all of the site's rows filtered by the list, a scan per push that
+    grows with everything the site ever pushed."""
     if not sync_ids:
         return set()
     return set(session.execute(text("""
-        SELECT sync_id FROM msupply_sync_ids
-         WHERE tenant_id = :t AND site_id = :s AND sync_id = ANY(CAST(:ids AS text[]))
-           AND job_id <> CAST(:job AS uuid)
-    """), {"t": tenant_id, "s": site_id, "ids": list(sync_ids), "job": str(job_id)}).scalars())
+        SELECT x.sync_id FROM unnest(CAST(:ids AS text[])) AS i(sync_id)
+         CROSS JOIN LATERAL (SELECT sync_id, job_id FROM msupply_sync_ids
+                              WHERE tenant_id = :t AND site_id = :s AND sync_id = i.sync_id LIMIT 1) x
+         WHERE x.job_id <> CAST(:job AS uuid)
+    """), {"t": tenant_id, "s": site_id, "ids": list(dict.fromkeys(sync_ids)), "job": str(job_id)}).scalars())
 
 
-def remember_sync_ids(session: Session, tenant_id: str, site_id: int, sync_ids: list[str], job_id) -> None:
-    if not sync_ids:
-        return
-    session.execute(text("""
+def claim_sync_ids(session: Session, tenant_id: str, site_id: int, sync_ids: list[str], job_id) -> set[str]:
+    """Remember these SyncIDs as pushed by this job (in the caller's transaction, so they commit with the
+    records they apply) and return those an earlier push job of the site already applied: one INSERT …
+    ON CONFLICT DO NOTHING RETURNING, and a look-up only of the ids it did not insert. An id another job
+    is inserting in a transaction still open waits for that transaction, so the answer is exact."""
+    ids = list(dict.fromkeys(sync_ids))
+    if not ids:
+        return set()
+    inserted = set(session.execute(text("""
         INSERT INTO msupply_sync_ids (tenant_id, site_id, sync_id, job_id)
         SELECT :t, :s, i, CAST(:job AS uuid) FROM unnest(CAST(:ids AS text[])) AS i
         ON CONFLICT DO NOTHING
-    """), {"t": tenant_id, "s": site_id, "ids": list(sync_ids), "job": str(job_id)})
+        RETURNING sync_id
+    """), {"t": tenant_id, "s": site_id, "ids": ids, "job": str(job_id)}).scalars())
+    rest = [i for i in ids if i not in inserted]
+    return seen_sync_ids(session, tenant_id, site_id, rest, job_id) if rest else set()
+
+
+def earlier_unapplied_push(session: Session, tenant_id: str, site_id: int, job_id):
+    """The latest push job of the site accepted before `job_id` whose records are not all applied yet
+    (queued, or running short of its last checkpoint), if any. Open jobs are few: the open-jobs index
+    finds them."""
+    return session.execute(text("""
+        SELECT j.id FROM jobs j JOIN jobs me ON me.id = CAST(:job AS uuid)
+         WHERE j.status IN ('QUEUED', 'RUNNING') AND j.tenant_id = :t AND j.kind = :kind
+           AND (j.params ->> 'site_id')::int = :s AND (j.created_at, j.id) < (me.created_at, me.id)
+           AND (j.progress_total IS NULL OR j.checkpoint < j.progress_total)
+         ORDER BY j.created_at DESC, j.id DESC LIMIT 1
+    """), {"t": tenant_id, "s": site_id, "job": str(job_id), "kind": PUSH.name}).scalar()
 
 
 # --- sites ---------------------------------------------------------------------------------------
@@ -394,6 +449,15 @@ def get_site(session: Session, tenant_id: str, site_id: int) -> Site | None:
 
 def site_by_name(session: Session, name: str) -> Site | None:
     return session.execute(select(Site).where(Site.name == name)).scalar_one_or_none()
+
+
+_SITE_COLUMNS = ", ".join(c.name for c in Site.__table__.columns)
+
+
+def site_row_by_name(session: Session, name: str):
+    """The site of this name as a read-only row with the Site's attributes (what a sync request reads on
+    every call: one index probe, no ORM identity map), or None."""
+    return session.execute(text(f"SELECT {_SITE_COLUMNS} FROM msupply_sites WHERE name = :n"), {"n": name}).first()
 
 
 def list_sites(session: Session, tenant_id: str | None = None) -> list[Site]:

@@ -65,9 +65,19 @@ def _jobs(real_sessions, tenant, kind):
 
 
 def _push(client, site, records, version=3, hashed=True):
+    """Push a batch; the answer comes once it is stored (before the apply), so then wait until the
+    worker has applied every push job of the site, as a later pull by another site would find it."""
     resp = client.post(f"/sync/v{version}/queued_records?{route(site.site_id)}", json=records,
                        headers=headers(site.name, hashed=hashed))
     assert resp.status_code == 200 and resp.get_json() == {}, resp.get_data(as_text=True)
+    sessions = client.application.extensions["fieldsync_sessions"]
+
+    def applied():
+        with session_scope(sessions) as s:
+            return not s.query(Job).filter(Job.tenant_id == site.tenant_id, Job.kind == "msupply.push",
+                                           Job.status.in_(("QUEUED", "RUNNING")),
+                                           Job.params["site_id"].as_integer() == site.site_id).count()
+    wait_for(applied, 30, interval=0.02, message="the site's push jobs to end")
 
 
 def _transact(store, name_id="CUSTOMER"):
@@ -104,7 +114,7 @@ def test_regular_sync_push_then_pull_between_two_stores(live_worker, client, rea
     item = uid()
     from_a.append({"SyncID": uid(), "RecordType": "item", "RecordID": item, "SyncType": "I", "StoreID": "STORE_A",
                    "Data": {"ID": item, "item_name": "new item"}})
-    _push(client, a, from_a)  # answers after the job ran (bounded wait)
+    _push(client, a, from_a)
     assert [s for _, s, _, _ in _jobs(real_sessions, tenant, "msupply.push")] == ["COMPLETED"]
     got_a2, _ = _drain(client, a2)
     assert sorted(r["RecordType"] for r in got_a2) == ["item", "trans_line", "transact"]
@@ -238,3 +248,42 @@ def test_concurrent_pushes_from_several_sites_while_a_dump_runs(live_worker, liv
                 last[r["RecordID"]] = r["Data"]
     by_id = {r["RecordID"]: r["data"] for r in got if r["RecordType"] == "item"}
     assert all(by_id[k] == v for k, v in last.items())
+
+
+def test_a_sites_pushes_apply_in_the_order_they_were_answered(settings, real_sessions, broker, redis_client,
+                                                              tenant):
+    """Pushes are answered before they are applied, so a site may have several push jobs queued; a
+    later one started first (say, by another worker process) waits until the earlier one has applied,
+    so the record both change ends with the later push's data. The jobs are run here, one per thread
+    (no message reaches a worker)."""
+    from web.app import create_app
+    from workers.runner import run_job
+    from workers.runtime import Runtime
+    site = _site(real_sessions, tenant, 4, "STORE_A")
+    peer = _site(real_sessions, tenant, 5, "STORE_A")
+    client = create_app(settings, session_factory=real_sessions, celery_app=broker,
+                        redis_client=redis_client).test_client()
+    line = uid()
+
+    def batch(quantity):
+        return [{"SyncID": uid(), "RecordType": "trans_line", "RecordID": line, "SyncType": "U",
+                 "StoreID": "STORE_A", "Data": {"ID": line, "quantity": quantity}}]
+
+    for quantity in ("1", "2"):  # no worker runs: both are answered at once and stay queued
+        resp = client.post(f"/sync/v3/queued_records?{route(4)}", json=batch(quantity), headers=headers(site.name))
+        assert resp.status_code == 200 and resp.get_json() == {}
+    with session_scope(real_sessions) as s:
+        first, second = [j.id for j in s.query(Job).filter(Job.tenant_id == tenant, Job.kind == "msupply.push")
+                         .order_by(Job.created_at, Job.id)]
+    runtime = Runtime(settings, real_sessions)
+    outcome = {}
+    later = threading.Thread(target=lambda: outcome.setdefault("second", run_job(runtime, second)))
+    later.start()
+    later.join(1.0)
+    assert later.is_alive()  # waiting for the first push to be applied
+    assert [s for _, s, _, _ in _jobs(real_sessions, tenant, "msupply.push")].count("COMPLETED") == 0
+    assert run_job(runtime, first) == "completed"
+    later.join(30)
+    assert outcome == {"second": "completed"}
+    got, _ = _drain(client, peer)
+    assert [(r["RecordID"], r["data"]["quantity"]) for r in got] == [(line, "2")]

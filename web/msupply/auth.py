@@ -93,12 +93,13 @@ def _succeeded(account: str, had_failures: bool = True) -> None:
 
 
 def authenticate_site(version: int) -> msupply.Site:
-    """The site of the Basic credentials, bound to the calling device. Raises 401 / 409 / 429."""
+    """The site of the Basic credentials (a read-only row of its columns), bound to the calling device.
+    Raises 401 / 409 / 429."""
     name, password = _basic()
     account = f"site:{name}"
     had_failures = _throttled(account)
     session = db.session()
-    site = msupply.site_by_name(session, name)
+    site = msupply.site_row_by_name(session, name)
     if site is None:
         burn_time(context.settings().bcrypt_rounds)
         _failed(account)

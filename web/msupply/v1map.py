@@ -31,6 +31,10 @@ class V1Map:
             self.by_number[entry.number] = entry
             self.by_name[entry.name] = entry
 
+    def key_fields(self) -> dict[str, int]:
+        """KeyFieldID by table name, for the tables whose key field is not 1."""
+        return {name: table.key_field for name, table in self.by_name.items() if table.key_field != 1}
+
     def key_field(self, record_type: str) -> int:
         table = self.by_name.get(record_type)
         return table.key_field if table else 1

@@ -37,23 +37,30 @@ def _site(version: int, activity: str | None = None) -> msupply.Site:
 
 
 @bp.get("/queued_records/count")
+@db.autocommit
 def count(version: int):
     site = _site(version)
     return json_response({"NumRecords": msupply.queue_count(db.session(), site.tenant_id, site.site_id)})
 
 
 @bp.get("/queued_records")
+@db.autocommit
 def pull(version: int):
     site = _site(version, "pull")
     limit = wire.parse_limit(request.args.get("limit"))
     sync_id = query_text("sync_id", wire.MAX_SYNC_ID)
-    rows = msupply.queue_head(db.session(), site.tenant_id, site.site_id, limit=1 if sync_id else limit,
-                              sync_id=sync_id)
+    limit = 1 if sync_id else limit
     mapping = _v1map()
-    return Response(wire.pulled_page(rows, version, mapping), mimetype="application/json")
+    if version == 1:  # v1 renames fields by number: rendered here
+        rows = msupply.queue_head(db.session(), site.tenant_id, site.site_id, limit=limit, sync_id=sync_id)
+        return Response(wire.pulled_page(rows, version, mapping), mimetype="application/json")
+    page = msupply.queue_page_json(db.session(), site.tenant_id, site.site_id, limit=limit, sync_id=sync_id,
+                                   key_fields=mapping.key_fields())
+    return Response(page, mimetype="application/json")
 
 
 @bp.post("/acknowledged_records")
+@db.autocommit
 def acknowledge(version: int):
     site = _site(version)
     ids = wire.ack_ids(read_json())
@@ -65,11 +72,26 @@ def acknowledge(version: int):
     return json_response({"acknowledged": removed})
 
 
+def push_wait_seconds() -> float:
+    """How long a push waits for its job before answering (MSUPPLY_PUSH_WAIT_SECONDS; default 0).
+    The mobile app deletes its records once a push is answered with JSON that has no `error`, and the
+    answer is always `{}`: what it must mean is that the batch is durably accepted (the job row with
+    its payload committed, keyed by the SyncIDs so a resend is the same job), which is true at once.
+    Records that fail validation are reported on the job (GET /jobs/<id>/errors), never in the answer,
+    so waiting tells the client nothing; a deployment may still set a bounded wait (the answer then
+    comes after the apply, or after the wait)."""
+    raw = context.settings().option("msupply", "push_wait_seconds")
+    try:
+        return max(0.0, float(raw)) if raw not in (None, "") else 0.0
+    except ValueError:
+        return 0.0
+
+
 @bp.post("/queued_records")
 def push(version: int):
-    """Store the batch durably, run it through the engine as one job (keyed by its SyncIDs so a resend
-    is the same job), wait a bounded time for it, and answer {} either way: stored records are never
-    reported as an error."""
+    """Store the batch durably as one job (keyed by its SyncIDs so a resend is the same job) and answer
+    {}: stored records are never reported as an error. The worker applies the site's push jobs in the
+    order they were accepted (workers/msupply/jobs.py); see push_wait_seconds for an optional wait."""
     site = _site(version, "push")
     records = wire.push_records(read_json(), version, _v1map(),
                                 max_records=context.settings().max_records_per_push)
@@ -80,7 +102,9 @@ def push(version: int):
     session = db.session()
     job_id = submit_push(session, context.celery(), context.blobs(), site, wire.dump_payload(records),
                          count=len(records), sync_ids=wire.sync_ids(records), version=version)
-    wait_for_end(session, context.redis(), job_id, context.settings().sync_wait_seconds)
+    wait = push_wait_seconds()
+    if wait > 0:
+        wait_for_end(session, context.redis(), job_id, wait)
     return json_response({})
 
 

@@ -8,6 +8,7 @@ The fan-out of every accepted change to the site queues is the models layer's af
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from itertools import islice
 
@@ -19,14 +20,18 @@ from models.msupply import INITIAL_DUMP, NAMESPACE, PUSH
 from models.msupply import store as msupply
 from workers.api import keeps_inline, open_payload, submit_job
 from workers.apply import Rejected, run_apply
-from workers.errors import JobFailed
+from workers import doorbell
+from workers.errors import JobFailed, TransientError
 from workers.jsonsafe import JsonError, as_text, find_bad_text, find_unstorable, storable_json
 from workers.jsonsafe import has_lone_surrogate_escape
 from workers.jsonsafe import loads as safe_loads
 
 SYNC_TYPES = ("I", "U", "D", "M")
-DUMP_BATCH = 20_000
+DUMP_BATCH = 50_000
 MAX_STRING = 256 * 1024
+# How long a push job waits for the site's earlier push jobs before it is released for a later try:
+# past a dead worker's lease (60 s by default), so a restarted job of an earlier push can run first.
+ORDER_WAIT_SECONDS = 90.0
 
 
 def routing(settings) -> msupply.Routing:
@@ -142,23 +147,49 @@ def _payload(ctx):
         yield position, body[position]
 
 
-def _push_items(ctx, site_id: int, skipped: list, sync_by_position: dict):
-    """Read the payload, drop records whose SyncID the site already pushed in an earlier job."""
-    for group in _batched(_payload(ctx), ctx.settings.chunk_size):
-        if group[-1][0] < ctx.job.checkpoint:
-            continue
-        ids = [r["SyncID"] for _, r in group if isinstance(r, dict) and isinstance(r.get("SyncID"), str)
-               and find_bad_text(r["SyncID"], max_bytes=MAX_KEY_LENGTH) is None]
+def _parsed(ctx) -> list[tuple[int, object, Incoming | Rejected]]:
+    """(position, record, parsed) for each record the job has still to apply (past its checkpoint).
+    Parsing and validation need nothing from the database, so they run before the job waits its turn."""
+    return [(position, raw, parse_record(position, raw)) for position, raw in _payload(ctx)
+            if position >= ctx.job.checkpoint]
+
+
+def _push_items(parsed: list, sync_by_position: dict):
+    """The parsed records in order, noting each valid record's SyncID by its position."""
+    for position, raw, item in parsed:
+        if isinstance(item, Incoming) and isinstance(raw.get("SyncID"), str):
+            sync_by_position[position] = raw["SyncID"]
+        yield item
+
+
+def applied_bell(job_id) -> str:
+    """The doorbell a push job rings once all its records are applied (before the job is finished)."""
+    return f"{job_id}:applied"
+
+
+def _after_earlier_pushes(ctx, site_id: int) -> None:
+    """Wait until every push job the site had accepted before this one has applied its records, so a
+    site's pushes are applied in the order it sent them (its answers do not wait for the apply, so
+    several of its jobs may be queued at once). Waits on the earlier job's doorbell, renewing this job's
+    lease; an earlier job still unapplied after ORDER_WAIT_SECONDS (its worker died and its lease has yet
+    to run out, or this job was delivered first to the only free worker) releases this one for a later
+    try."""
+    deadline = time.monotonic() + ORDER_WAIT_SECONDS
+    tick = ctx.heartbeat()
+    redis_client = ctx.runtime.redis_client()
+    while True:
         with ctx.session() as session:
-            seen = msupply.seen_sync_ids(session, ctx.job.tenant_id, site_id, ids, ctx.job.id)
-        for position, raw in group:
-            if isinstance(raw, dict) and isinstance(raw.get("SyncID"), str) and raw["SyncID"] in seen:
-                skipped.append(position)
-                continue
-            item = parse_record(position, raw)
-            if isinstance(item, Incoming) and isinstance(raw.get("SyncID"), str):
-                sync_by_position[position] = raw["SyncID"]
-            yield item
+            earlier = msupply.earlier_unapplied_push(session, ctx.job.tenant_id, site_id, ctx.job.id)
+        if earlier is None:
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TransientError("an earlier push of this site has not been applied yet")
+        started = time.monotonic()
+        if (not doorbell.wait(redis_client, applied_bell(earlier), min(0.5, remaining))
+                and time.monotonic() - started < 0.1):
+            time.sleep(min(0.25, remaining))  # Redis did not answer: poll the database, slowly
+        tick()
 
 
 def _repoint_merges(session, ctx, records: list[Incoming], origin: str) -> None:
@@ -181,16 +212,40 @@ def push(ctx) -> dict:
     skipped: list[int] = []
     sync_by_position: dict[int, str] = {}
 
+    def before_apply(session, records):
+        # In the chunk's transaction, before the counter lock: the SyncIDs are remembered (they commit
+        # with the apply), and records whose SyncID an earlier push job of the site applied are dropped.
+        ids = [sync_by_position[r.position] for r in records if r.position in sync_by_position]
+        seen = msupply.claim_sync_ids(session, ctx.job.tenant_id, site_id, ids, ctx.job.id)
+        if seen:
+            kept = []
+            for r in records:
+                if sync_by_position.get(r.position) in seen:
+                    skipped.append(r.position)
+                else:
+                    kept.append(r)
+            records[:] = kept
+        for r in records:
+            sync_by_position.pop(r.position, None)
+
     def on_chunk(session, records, result, rejected):
-        sync_ids = [sync_by_position.pop(r.position) for r in records if r.position in sync_by_position]
-        msupply.remember_sync_ids(session, ctx.job.tenant_id, site_id, sync_ids, ctx.job.id)
         _repoint_merges(session, ctx, records, origin)
 
-    items = _push_items(ctx, site_id, skipped, sync_by_position)
-    counts = run_apply(ctx, items, namespace=NAMESPACE, origin=origin,
-                       transmission=ctx.job.params.get("transmission"), total=ctx.job.params.get("total"),
-                       on_chunk=on_chunk)
-    return {"counts": counts, "already_pushed": len(skipped)}
+    result = {}
+
+    def on_end(session, counts):
+        # the job ends in its last chunk's transaction: one commit for the apply and the end
+        result.update(counts=counts, already_pushed=len(skipped))
+        ctx.finish(session, result=result)
+
+    parsed = _parsed(ctx)
+    _after_earlier_pushes(ctx, site_id)
+    items = _push_items(parsed, sync_by_position)
+    run_apply(ctx, items, namespace=NAMESPACE, origin=origin, transmission=ctx.job.params.get("transmission"),
+              total=ctx.job.params.get("total"), on_chunk=on_chunk, before_apply=before_apply, on_end=on_end)
+    # every record is applied and committed: the site's next push job may start its apply now
+    doorbell.ring(ctx.runtime.redis_client(), applied_bell(ctx.job.id))
+    return result
 
 
 # --- initial dump --------------------------------------------------------------------------------

@@ -140,3 +140,21 @@ def test_push_body_must_be_an_array(client, session, tenant):
     site = make_site(session, tenant=tenant, site_id=4)
     assert_error(client.post(f"/sync/v3/queued_records?{route(4)}", json={"SyncID": "x"},
                              headers=headers(site.name)), 400)
+
+
+def test_a_configured_push_wait_bounds_the_wait_for_the_job(settings, isolated_sessions, broker, redis_client,
+                                                            session, tenant):
+    """By default a push is answered as soon as it is stored; MSUPPLY_PUSH_WAIT_SECONDS makes the answer
+    wait (bounded) for the job, which nothing runs here, so the answer comes after the wait."""
+    import time
+    from web.app import create_app
+    site = make_site(session, tenant=tenant, site_id=4, store_id="STORE_A")
+    waiting = create_app(settings.replace(options={"msupply": {"push_wait_seconds": "0.6"}}),
+                         session_factory=isolated_sessions, celery_app=broker, redis_client=redis_client)
+    started = time.monotonic()
+    resp = waiting.test_client().post(f"/sync/v3/queued_records?{route(4)}", json=_records(),
+                                      headers=headers(site.name))
+    assert resp.status_code == 200 and resp.get_json() == {}
+    assert time.monotonic() - started >= 0.6
+    (job,) = _jobs(session, tenant)
+    assert job.status == "QUEUED"

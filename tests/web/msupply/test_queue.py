@@ -183,3 +183,45 @@ def test_v1_pull_uses_table_and_field_numbers(client, session, tenant):
     assert record["TableNumber"] == 6 and record["KeyFieldID"] == 1 and record["RecordID"] == "L1"
     assert dict(zip(record["fields"], record["values"])) == {1: "L1", 2: "T1", 6: "12"}
     assert "data" not in record
+
+
+def test_the_v3_page_has_the_installations_key_fields_deletes_without_data_and_merges(
+        settings, isolated_sessions, broker, redis_client, session, tenant, tmp_path):
+    """The page is rendered by PostgreSQL: KeyFieldID from the installation's v1 map (1 where it names
+    none), `data` {} for a delete, a merge naming the kept record, in queue order."""
+    import json
+    from web.app import create_app
+    from web.msupply import v1map
+    spec = json.loads(v1map.DEFAULT_MAP.read_text())
+    item = next(k for k, t in spec["tables"].items() if t["name"] == "item")
+    spec["tables"][item]["key_field"] = 7
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(spec))
+    app = create_app(settings.replace(options={"msupply": {"v1_map_file": str(path)}}),
+                     session_factory=isolated_sessions, celery_app=broker, redis_client=redis_client)
+    client = app.test_client()
+    a, _ = _two_sites(session, tenant)
+    put(session, tenant, [("item", "I1", {"ID": "I1", "item_name": "A"}), ("name", "N1", {"ID": "N1"}),
+                          ("item", "I2", {"ID": "I2"})])
+    put(session, tenant, [("item", "I2", None)])
+    assert client.get(f"/sync/v3/queued_records?{route(4, limit=10)}", headers=headers(a.name)).get_json() == [
+        {"SyncID": msupply_sync_id(session, tenant, 4, "item:I1"), "RecordType": "item", "RecordID": "I1",
+         "SyncType": "I", "StoreID": "", "KeyFieldID": 7, "mergeIDtokeep": "", "mergeIDtodelete": "",
+         "data": {"ID": "I1", "item_name": "A"}},
+        {"SyncID": msupply_sync_id(session, tenant, 4, "name:N1"), "RecordType": "name", "RecordID": "N1",
+         "SyncType": "I", "StoreID": "", "KeyFieldID": 1, "mergeIDtokeep": "", "mergeIDtodelete": "",
+         "data": {"ID": "N1"}},
+        {"SyncID": msupply_sync_id(session, tenant, 4, "item:I2"), "RecordType": "item", "RecordID": "I2",
+         "SyncType": "D", "StoreID": "", "KeyFieldID": 7, "mergeIDtokeep": "", "mergeIDtodelete": "",
+         "data": {}},
+    ]
+    one = client.get(f"/sync/v3/queued_records?{route(4, sync_id=msupply_sync_id(session, tenant, 4, 'name:N1'))}",
+                     headers=headers(a.name)).get_json()
+    assert [r["RecordID"] for r in one] == ["N1"]
+    assert client.get(f"/sync/v3/queued_records?{route(4, sync_id='nope')}", headers=headers(a.name)).get_json() == []
+
+
+def msupply_sync_id(session, tenant, site_id, key):
+    from sqlalchemy import text
+    return session.execute(text("SELECT sync_id FROM msupply_queue WHERE tenant_id = :t AND site_id = :s "
+                                "AND record_key = :k"), {"t": tenant, "s": site_id, "k": key}).scalar_one()
