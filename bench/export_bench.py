@@ -231,6 +231,8 @@ def main() -> None:
     ap.add_argument("--redis-url")
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--keep", action="store_true", help="keep the bench database")
+    ap.add_argument("--db-prefix", default="fieldsync_export_bench_",
+                    help="name prefix of the bench database (a random suffix follows)")
     ap.add_argument("--row-group-rows", type=int, default=None, help="EXPORT_ROW_GROUP_ROWS of the worker")
     ap.add_argument("--polars-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--uri", help=argparse.SUPPRESS)
@@ -255,7 +257,7 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))  # clean up (worker, database) when stopped
     sys.stdout.reconfigure(line_buffering=True)
-    name = f"fieldsync_export_bench_{uuid.uuid4().hex[:6]}"
+    name = f"{args.db_prefix}{uuid.uuid4().hex[:6]}"
     admin = psycopg2.connect(args.database_url)
     admin.autocommit = True
     admin.cursor().execute(f'CREATE DATABASE "{name}"')

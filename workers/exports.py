@@ -347,43 +347,86 @@ def schema_json(schema: pa.Schema) -> list[dict]:
     return [{"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in schema]
 
 
-def write_file(session, scope: store.Scope, layout: Layout, fp: FilePlan, dest: Path, *, row_group_rows: int,
+class _Copy(threading.Thread):
+    """One file's rows: its plan (made in this thread by `plan()`, which may wait for the file's keys),
+    then its SELECT streamed out with COPY into a pipe, on a connection of its own that imports the
+    export's snapshot. The next file's copy is started while the current file is written, so a file
+    whose order no index serves (the Synkronus ZIP's created_at) is scanned and sorted by PostgreSQL
+    while the file before it is parsed, instead of the writer waiting for each sort in turn. Nothing
+    runs further ahead than the pipe: a copy whose file is not read yet waits in PostgreSQL."""
+
+    def __init__(self, sessions, snapshot_id: str, plan: Callable[[], tuple[FilePlan, str, dict]]):
+        super().__init__(name="export-copy", daemon=True)
+        self.sessions, self.snapshot_id, self.plan = sessions, snapshot_id, plan
+        self.read_fd, self.write_fd = os.pipe()
+        self.planned = threading.Event()
+        self.fp: FilePlan | None = None
+        self.failure: BaseException | None = None
+        self.taken = False
+        self.cancelled = False
+
+    def run(self) -> None:
+        try:
+            with open(self.write_fd, "wb", buffering=1 << 16) as out:
+                try:
+                    self.fp, sql, params = self.plan()
+                finally:
+                    self.planned.set()
+                if self.cancelled:
+                    return
+                with session_scope(self.sessions) as session:
+                    store.snapshot(session, imported=self.snapshot_id)
+                    connection = session.connection()
+                    try:
+                        store.copy_csv(session, sql, params, out)
+                    except BaseException:
+                        connection.invalidate()  # a COPY cut short leaves its connection unusable
+                        raise
+                    session.rollback()
+        except BaseException as exc:  # handed to the reading side
+            self.failure = exc
+
+    def file_plan(self) -> FilePlan:
+        self.planned.wait()
+        if self.fp is None:
+            self.join()
+            raise self.failure or RuntimeError("the export's file could not be planned")
+        return self.fp
+
+    def source(self):
+        """The read end of the pipe (once)."""
+        self.taken = True
+        return open(self.read_fd, "rb")
+
+    def finish_quietly(self) -> None:
+        """Stop the copy (closing an untaken read end makes its writes fail) and wait for it to end; for
+        a file that will not be written, so what it failed with is dropped."""
+        self.cancelled = True
+        if not self.taken:
+            self.taken = True
+            os.close(self.read_fd)
+        self.join()
+
+
+def write_file(copy: _Copy, layout: Layout, fp: FilePlan, dest: Path, *, row_group_rows: int,
                on_rows: Callable[[int], None]) -> dict:
-    """Stream one file's rows from PostgreSQL into a Parquet file at `dest`; its manifest entry."""
+    """Stream one file's rows from its COPY (started) into a Parquet file at `dest`; its manifest entry."""
     schema, kinds = file_schema(layout, fp)
-    sql, params = store.file_select(scope, fixed=[(name, sql) for name, sql, _, _ in _fixed(layout)], keys=fp.keys,
-                                    overflow_keys=fp.overflow, record_type=fp.record_type, day=fp.day,
-                                    order_by=layout.order_by)
     names = [f"c{i}" for i in range(len(kinds))]
     pool = _export_pool()
-    read_fd, write_fd = os.pipe()
-    failure: list[BaseException] = []
-
-    def produce():
-        try:
-            with open(write_fd, "wb", buffering=1 << 16) as out:
-                store.copy_csv(session, sql, params, out)
-        except BaseException as exc:  # handed to the reading side
-            failure.append(exc)
-
-    producer = threading.Thread(target=produce, name="export-copy", daemon=True)
-    producer.start()
-    try:
-        with (open(read_fd, "rb") as source,
-              pq.ParquetWriter(dest, schema, compression="zstd", write_batch_size=PIECE,
-                               memory_pool=pool) as writer):
-            groups = _RowGroups(writer, schema, row_group_rows, pool)
-            for batch in _csv_batches(source, names, kinds, pool=pool):
-                arrays = [column.cast(ARROW[kind], memory_pool=pool) if kind == "timestamp" else column
-                          for column, kind in zip(batch.columns, kinds)]
-                groups.feed(pa.RecordBatch.from_arrays(arrays, schema=schema))
-                on_rows(batch.num_rows)
-            groups.flush()
-            rows = groups.written
-    finally:
-        producer.join()
-    if failure:
-        raise failure[0]
+    with (copy.source() as source,
+          pq.ParquetWriter(dest, schema, compression="zstd", write_batch_size=PIECE, memory_pool=pool) as writer):
+        groups = _RowGroups(writer, schema, row_group_rows, pool)
+        for batch in _csv_batches(source, names, kinds, pool=pool):
+            arrays = [column.cast(ARROW[kind], memory_pool=pool) if kind == "timestamp" else column
+                      for column, kind in zip(batch.columns, kinds)]
+            groups.feed(pa.RecordBatch.from_arrays(arrays, schema=schema))
+            on_rows(batch.num_rows)
+        groups.flush()
+        rows = groups.written
+    copy.join()
+    if copy.failure is not None:
+        raise copy.failure
     pool.release_unused()  # hand the file's buffers back before the next one
     sha, size = _digest(dest)
     return {"path": fp.path, "record_type": fp.record_type, "day": fp.day, "rows": rows, "bytes": size,
@@ -532,10 +575,12 @@ def export_files(sessions, scope: store.Scope, layout: Layout, partition_by: lis
     with session_scope(factory) as session:
         store.snapshot(session)
         parts = planner.parts(session, scope)
+        snapshot_id = store.export_snapshot(session) if parts else None
+        ahead = None
         discovery = None
         if planner.by_type and len(parts) > 1:
             # each file's keys are found while the one before it is written (see _KeyDiscovery)
-            discovery = _KeyDiscovery(factory, store.export_snapshot(session), scope,
+            discovery = _KeyDiscovery(factory, snapshot_id, scope,
                                       list(dict.fromkeys(part[0] for part in parts)))
             discovery.start()
             keys_of = discovery.keys_of
@@ -551,16 +596,38 @@ def export_files(sessions, scope: store.Scope, layout: Layout, partition_by: lis
                 done[0] += n
                 progress(done[0], total)
 
+            fixed = [(name, sql) for name, sql, _, _ in _fixed(layout)]
+
+            def start(part) -> _Copy:
+                def plan():
+                    fp = planner.plan(part, keys_of)
+                    sql, params = store.file_select(scope, fixed=fixed, keys=fp.keys, overflow_keys=fp.overflow,
+                                                    record_type=fp.record_type, day=fp.day,
+                                                    order_by=layout.order_by)
+                    return fp, sql, params
+                copy = _Copy(factory, snapshot_id, plan)
+                copy.start()
+                return copy
+
             entries = []
-            for part in parts:
-                fp = planner.plan(part, keys_of)
-                path = dest / fp.path
-                path.parent.mkdir(parents=True, exist_ok=True)
-                entries.append(write_file(session, scope, layout, fp, path, row_group_rows=row_group_rows,
-                                          on_rows=on_rows))
+            ahead = start(parts[0]) if parts else None
+            for i in range(len(parts)):
+                copy, ahead = ahead, None
+                try:
+                    fp = copy.file_plan()  # planned before the next file is (the planner goes in order)
+                    ahead = start(parts[i + 1]) if i + 1 < len(parts) else None
+                    path = dest / fp.path
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    entries.append(write_file(copy, layout, fp, path, row_group_rows=row_group_rows,
+                                              on_rows=on_rows))
+                except BaseException:
+                    copy.finish_quietly()
+                    raise
         finally:
             if discovery is not None:
-                discovery.stop()
+                discovery.stop()  # first: a copy still waiting for its keys then stops waiting
+            if ahead is not None:
+                ahead.finish_quietly()
         session.rollback()
     schemas, widened = planner.schemas, planner.widened
     return {"files": entries, "schemas": schemas, "widened": widened, "rows": sum(e["rows"] for e in entries)}

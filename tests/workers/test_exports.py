@@ -3,11 +3,13 @@ deletes shipped as rows, incremental ranges, byte-identical reruns, the column c
 file read back with polars and DuckDB."""
 from __future__ import annotations
 
+import time
 import uuid
 
 import duckdb
 import polars as pl
 import pytest
+from sqlalchemy import text
 
 from models import exports as store
 from models.db import session_scope
@@ -106,6 +108,30 @@ def test_a_rerun_of_the_same_range_is_byte_identical(real_sessions, tenant, tmp_
         assert (tmp_path / "1" / f["path"]).read_bytes() == (tmp_path / "2" / f["path"]).read_bytes()
         frame, _ = read_both(tmp_path / "1" / f["path"])
         assert frame.height == f["rows"]
+
+
+def test_a_file_that_cannot_be_written_stops_the_copies_started_ahead(real_sessions, tenant, tmp_path):
+    """Each file's COPY starts while the one before it is written: when a file fails, the copies already
+    under way end with it (none left streaming or holding its snapshot open), and the next export runs."""
+    until = put(real_sessions, tenant, [{"key": f"k{i}", "type": f"t{i % 3}", "data": {"i": i}} for i in range(3000)])
+    out = tmp_path / "failing"
+    (out / "t0.parquet").mkdir(parents=True)  # the first file's path is taken by a directory
+    with pytest.raises(OSError):
+        run(real_sessions, tenant, out, until=until)
+
+    def lingering():
+        with session_scope(real_sessions) as session:
+            return session.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND (state LIKE 'idle in transaction%' OR query LIKE 'COPY%')"
+                " AND state <> 'idle'")).scalar_one()
+    deadline = time.monotonic() + 10
+    while lingering() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert lingering() == 0
+    done = run(real_sessions, tenant, tmp_path / "again", until=until)
+    assert [f["path"] for f in done["files"]] == ["t0.parquet", "t1.parquet", "t2.parquet"]
+    assert done["rows"] == 3000
 
 
 def test_partition_by_day_and_none(real_sessions, tenant, tmp_path):
