@@ -187,8 +187,8 @@ def run_sync_file(ctx) -> dict:
 
 # --- reading ahead -----------------------------------------------------------------------------------
 
-AHEAD_BATCH = 500      # items handed over at a time
-AHEAD_BATCHES = 4      # batches read ahead at most: memory stays flat whatever the file's size
+AHEAD_BATCH = 250      # items handed over at a time
+AHEAD_BATCHES = 2      # batches read ahead at most: memory stays flat whatever the file's size
 SWITCH_INTERVAL = 0.0005  # while both threads run: a statement's answer is picked up without a 5 ms wait
 
 
@@ -234,8 +234,8 @@ class read_ahead:
         return False
 
     def _read(self) -> None:
+        batch = []
         try:
-            batch = []
             for item in self.items:
                 batch.append(item)
                 if len(batch) >= AHEAD_BATCH:
@@ -245,8 +245,9 @@ class read_ahead:
             if batch and not self._put(batch):
                 return
             self._put(_END)
-        except BaseException as exc:  # handed to the caller, raised there
-            self._put(_Raised(exc))
+        except BaseException as exc:  # handed to the caller, raised there after the items before it
+            if not batch or self._put(batch):
+                self._put(_Raised(exc))
         finally:
             close = getattr(self.items, "close", None)
             if close is not None:
