@@ -223,3 +223,11 @@ def test_a_file_longer_than_the_read_ahead_is_applied_whole_in_order(runtime, ca
     with session_scope(runtime.sessions()) as s:
         errors = list(s.execute(select(JobRecordError).where(JobRecordError.job_id == job_id)).scalars())
     assert [(e.position, e.code) for e in errors] == [(n - 2, "TOO_LONG")]
+
+
+def test_the_collector_is_eased_only_while_a_file_is_applied(runtime, campaign):
+    import gc
+    before = gc.get_threshold()
+    job_id = _submit(runtime, ndjson([("household", household(i)) for i in range(30)]), campaign)
+    assert run_job(runtime, job_id) == "completed"
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
