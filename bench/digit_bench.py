@@ -9,8 +9,10 @@ measures the raw COPY rate of the same rows into a copy of the `records` table, 
     .venv/bin/python bench/digit_bench.py --database-url postgresql://postgres@127.0.0.1:5432/dgb_bench \
         --redis-url redis://127.0.0.1:6379/13 --sizes 100000,1000000
 
-The upload itself is outside the timed window (it is the filestore's cost, not the sync's). Forms are
-published for both schemas, so every entity is validated. The scheduler's periodic maintenance runs
+Beside the rates (and their ratio, `of_copy`) it prints the CPU seconds of the worker child and of the
+database's server processes during the sync, and of the server process during the raw COPY: figures the
+other load on a shared machine disturbs less. The upload itself is outside the timed window (it is the
+filestore's cost, not the sync's). Forms are published for both schemas, so every entity is validated. The scheduler's periodic maintenance runs
 beside the worker, as in the production layout (`--no-maintenance` to leave it out)."""
 from __future__ import annotations
 
@@ -105,6 +107,7 @@ class RssSampler(threading.Thread):
         self.root = psutil.Process(pid)
         self.peak_child = 0
         self.peak_tree = 0
+        self.cpu_child = 0.0  # CPU seconds of the busiest pool child (the one that ran the sync)
         self.stop = threading.Event()
 
     def run(self):
@@ -121,6 +124,12 @@ class RssSampler(threading.Thread):
                 children = [v for k, v in sizes.items() if k != self.root.pid]
                 if children:
                     self.peak_child = max(self.peak_child, max(children))
+                for p in procs[1:]:
+                    try:
+                        times = p.cpu_times()
+                        self.cpu_child = max(self.cpu_child, times.user + times.system)
+                    except psutil.Error:
+                        pass
             except psutil.Error:
                 pass
             self.stop.wait(0.1)
@@ -170,8 +179,26 @@ def stop_worker(proc: subprocess.Popen) -> None:
         proc.wait(10)
 
 
-def copy_rate(engine, path: Path, n: int, tmp_dir: Path) -> float:
-    """Rows/s of a plain COPY of the same rows into a copy of `records` (indexes included)."""
+def backends_cpu(engine) -> dict[int, float]:
+    """CPU seconds used so far by each of the database's server processes (PostgreSQL on this machine;
+    empty otherwise). Taken before and after a sync, beside the wall-clock rate: a figure the other load
+    on a shared machine disturbs less."""
+    from sqlalchemy import text
+    with engine.connect() as conn:
+        pids = [row[0] for row in conn.execute(text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))]
+    found = {}
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            return {}
+        found[pid] = times.user + times.system
+    return found
+
+
+def copy_rate(engine, path: Path, n: int, tmp_dir: Path) -> tuple[float, float | None]:
+    """(rows/s, server CPU seconds) of a plain COPY of the same rows into a copy of `records` (indexes included)."""
     from sqlalchemy import text
     csv_path = tmp_dir / "copy.csv"
     now = "2024-01-01T00:00:00+00:00"
@@ -189,18 +216,32 @@ def copy_rate(engine, path: Path, n: int, tmp_dir: Path) -> float:
     raw = engine.raw_connection()
     try:
         with raw.cursor() as cur, open(csv_path) as f:
+            cur.execute("SELECT pg_backend_pid()")
+            backend = cur.fetchone()[0]
+            raw.commit()
+            cpu_before = _process_cpu(backend)
             started = time.perf_counter()
             cur.copy_expert("COPY bench_copy (tenant_id, namespace, record_key, record_type, schema_version, data, "
                             "meta, content_hash, deleted, geolocation, origin, version, created_at, updated_at) "
                             "FROM STDIN WITH (FORMAT csv)", f)
             raw.commit()
             elapsed = time.perf_counter() - started
+            cpu_after = _process_cpu(backend)
             cur.execute("DROP TABLE bench_copy")
             raw.commit()
     finally:
         raw.close()
         csv_path.unlink()
-    return n / elapsed
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return n / elapsed, cpu
+
+
+def _process_cpu(pid: int) -> float | None:
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return None
+    return times.user + times.system
 
 
 def run_size(app, settings, engine, user_token, n: int, fmt: str, work_dir: Path, maintenance: bool) -> dict:
@@ -234,6 +275,7 @@ def run_size(app, settings, engine, user_token, n: int, fmt: str, work_dir: Path
     client = app.test_client()
     progress_samples = []
     try:
+        db_before = backends_cpu(engine)
         t0 = time.perf_counter()
         resp = client.post("/sync/file/v1/_create", json={
             "requestInfo": {"authToken": user_token, "msgId": "bench"},
@@ -250,6 +292,8 @@ def run_size(app, settings, engine, user_token, n: int, fmt: str, work_dir: Path
                 break
             time.sleep(0.5)
         elapsed = time.perf_counter() - t0
+        db_after = backends_cpu(engine)
+        db_cpu = sum(cpu - db_before.get(pid, 0.0) for pid, cpu in db_after.items()) if db_after else None
     finally:
         sampler.stop.set()
         sampler.join()
@@ -259,14 +303,17 @@ def run_size(app, settings, engine, user_token, n: int, fmt: str, work_dir: Path
     if sync["status"] != "COMPLETED":
         raise RuntimeError(f"sync failed: {sync.get('failure')}")
     first_progress = next((t for t, done in progress_samples if done > 0), None)
-    rate_copy = copy_rate(engine, path, n, work_dir) if fmt == "ndjson" else None
+    rate_copy, copy_cpu = copy_rate(engine, path, n, work_dir) if fmt == "ndjson" else (None, None)
     path.unlink()
     return {"entities": n, "format": fmt, "file_mb": round(size / 1e6, 1), "generate_s": round(generated, 1),
             "end_to_end_s": round(elapsed, 1), "entities_per_s": round(n / elapsed),
             "first_progress_after_s": first_progress, "counts": sync["counts"],
             "worker_peak_rss_child_mb": round(sampler.peak_child / 2**20, 1),
             "worker_peak_rss_tree_mb": round(sampler.peak_tree / 2**20, 1),
-            "raw_copy_rows_per_s": None if rate_copy is None else round(rate_copy)}
+            "worker_cpu_s": round(sampler.cpu_child, 1), "db_backends_cpu_s": None if db_cpu is None else round(db_cpu, 1),
+            "raw_copy_rows_per_s": None if rate_copy is None else round(rate_copy),
+            "of_copy": None if rate_copy is None else round(n / elapsed / rate_copy, 2),
+            "copy_db_cpu_s": None if copy_cpu is None else round(copy_cpu, 1)}
 
 
 def main() -> None:

@@ -35,6 +35,7 @@ class Incoming:
     meta: dict = field(default_factory=dict)
     created_at: dt.datetime | str | None = None  # a str must already be a valid timestamp
     data_text: str | None = None  # `data` already serialised with sorted keys, when the caller has it
+    staged: str | None = None  # stage_text(self), when the caller built it ahead (e.g. in a reading thread)
 
 
 @dataclass
@@ -53,16 +54,17 @@ def _dumps(value) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def content_hash(rec: Incoming, data_text: str | None = None) -> str:
-    """Hash of everything a client can change; equal hashes mean a duplicate write."""
+def content_hash(rec: Incoming, data_text: str | None = None, meta_text: str | None = None) -> str:
+    """Hash of everything a client can change; equal hashes mean a duplicate write. (The parts are
+    hashed as one text joined by \\x1f: the same digest as feeding them one by one.)"""
     if data_text is None:
         data_text = "null" if rec.data is None else _dumps(rec.data)
-    digest = hashlib.sha256()
-    for part in (rec.record_type, rec.schema_version, data_text, "1" if rec.deleted else "0",
-                 _dumps(rec.geolocation), _dumps(rec.meta or {})):
-        digest.update(part.encode())
-        digest.update(b"\x1f")
-    return digest.hexdigest()
+    if meta_text is None:
+        meta_text = _dumps(rec.meta or {})
+    geolocation = "null" if rec.geolocation is None else _dumps(rec.geolocation)
+    joined = "\x1f".join((rec.record_type, rec.schema_version, data_text, "1" if rec.deleted else "0",
+                          geolocation, meta_text, ""))
+    return hashlib.sha256(joined.encode()).hexdigest()
 
 
 def ensure_counter(session: Session, tenant_id: str) -> None:
@@ -88,12 +90,64 @@ CREATE TEMP TABLE IF NOT EXISTS fs_applied (
 """
 
 
+COPY_BLOCK = 1 << 18  # bytes handed to the driver at a time while COPYing a chunk
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def _copy_text(value: str) -> str:
     """Escape one value for COPY's text format (JSON text from orjson only ever needs the backslashes)."""
+    if value.isprintable() and "\\" not in value:  # no tab, newline or return either
+        return value
     return value.translate(_COPY_ESCAPES)
+
+
+def _copy_json(value: str) -> str:
+    return value.replace("\\", "\\\\") if "\\" in value else value
+
+
+def stage_text(rec: Incoming) -> str:
+    """The record's row of fs_stage after its `ord`, as COPY text (hash included). A pipeline that
+    prepares records in a thread of its own can build it there and set `rec.staged`, so the thread that
+    writes to PostgreSQL only joins the rows. A meta object shared by records is serialised once."""
+    created = rec.created_at
+    if created is None:
+        created = "\\N"
+    elif not isinstance(created, str):
+        created = created.isoformat()
+    data_text = rec.data_text if rec.data_text is not None else (None if rec.data is None else _dumps(rec.data))
+    meta = rec.meta or {}
+    meta_text = _meta_texts.get(id(meta))
+    if meta_text is None or meta_text[0] is not meta:
+        meta_text = _meta_texts[id(meta)] = (meta, _dumps(meta))
+    return "\t".join((
+        str(rec.position), _copy_text(rec.key), _copy_text(rec.record_type), _copy_text(rec.schema_version),
+        "\\N" if data_text is None else _copy_json(data_text),
+        _copy_json(meta_text[1]), content_hash(rec, data_text, meta_text[1]),
+        "t" if rec.deleted else "f",
+        "\\N" if rec.geolocation is None else _copy_json(orjson.dumps(rec.geolocation).decode()),
+        created,
+    ))
+
+
+class _MetaTexts(dict):
+    """id(meta) -> (meta, its JSON text) for the last few meta objects seen (holding the object keeps
+    its id from being reused while it is here)."""
+
+    def __setitem__(self, key, value):
+        if len(self) >= 64:
+            self.clear()
+        super().__setitem__(key, value)
+
+
+_meta_texts = _MetaTexts()
+
+
+def _copy_rows(records: list[Incoming]) -> bytes:
+    """The chunk as COPY text for fs_stage."""
+    rows = [f"{ord_}\t{rec.staged if rec.staged is not None else stage_text(rec)}"
+            for ord_, rec in enumerate(records)]
+    rows.append("")
+    return "\n".join(rows).encode()
 
 
 def _stage(session: Session, records: list[Incoming], *, with_applied: bool) -> None:
@@ -112,27 +166,10 @@ def _stage(session: Session, records: list[Incoming], *, with_applied: bool) -> 
     elif with_applied:
         session.execute(text("DELETE FROM fs_applied"))
     info["fieldsync_staged_in"] = transaction
-    lines = []
-    for ord_, rec in enumerate(records):
-        created = rec.created_at
-        if created is None:
-            created = "\\N"
-        elif not isinstance(created, str):
-            created = created.isoformat()
-        data_text = rec.data_text if rec.data_text is not None else (None if rec.data is None else _dumps(rec.data))
-        lines.append("\t".join((
-            str(ord_), str(rec.position), _copy_text(rec.key), _copy_text(rec.record_type),
-            _copy_text(rec.schema_version),
-            "\\N" if data_text is None else data_text.replace("\\", "\\\\"),
-            orjson.dumps(rec.meta or {}).decode().replace("\\", "\\\\"), content_hash(rec, data_text),
-            "t" if rec.deleted else "f",
-            "\\N" if rec.geolocation is None else orjson.dumps(rec.geolocation).decode().replace("\\", "\\\\"),
-            created,
-        )))
-    buf = io.StringIO("\n".join(lines) + "\n")
+    buf = io.BytesIO(_copy_rows(records))
     raw = session.connection().connection.dbapi_connection
     with raw.cursor() as cur:
-        cur.copy_expert("COPY fs_stage FROM STDIN", buf)
+        cur.copy_expert("COPY fs_stage FROM STDIN", buf, size=COPY_BLOCK)
 
 
 _APPLIED_CTE = """, applied AS (

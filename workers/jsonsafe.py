@@ -218,7 +218,7 @@ def storable_json(value, *, max_string: int, max_depth: int = MAX_DEPTH, max_key
         text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # orjson.JSONEncodeError is one
         return None
-    if len(text) > max_string or b"null" in text or b"\\u0000" in text:
+    if len(text) > max_string or b"null" in text or (b"\\" in text and b"\\u0000" in text):
         return None
     if text.count(b"{") + text.count(b"[") >= max_depth:
         return None

@@ -183,3 +183,19 @@ def test_rfc3339_rendering_is_utc_with_trimmed_fractions(db_session):
         SELECT fs_rfc3339(timestamptz '2025-01-01 00:00:00+00'), fs_rfc3339(timestamptz '2025-01-01 10:30:00.5+02'),
                fs_rfc3339(timestamptz '2025-06-30 23:59:59.123456-05')""")).one()
     assert tuple(rendered) == ("2025-01-01T00:00:00Z", "2025-01-01T08:30:00.5Z", "2025-07-01T04:59:59.123456Z")
+
+
+def test_content_hash_is_the_digest_stored_records_already_carry():
+    # A record written before must still be seen as unchanged when the same content comes again: the
+    # digest is sha256 over record type, schema version, data, deleted, geolocation and meta (sorted
+    # JSON text), each followed by \x1f. Pinned here, and against that definition spelt out.
+    import hashlib
+
+    from models.engine import content_hash
+    rec = Incoming(position=0, key="k", record_type="household", data={"b": [1, "é\\"], "a": None},
+                   deleted=True, schema_version="3", geolocation={"lat": 1.5}, meta={"z": 1, "campaignId": "C"})
+    parts = ["household", "3", '{"a":null,"b":[1,"é\\\\"]}', "1", '{"lat":1.5}', '{"campaignId":"C","z":1}']
+    spelt_out = hashlib.sha256("".join(p + "\x1f" for p in parts).encode()).hexdigest()
+    assert content_hash(rec) == spelt_out == "578909ff9f78fb54da8bcecebf980e214c37f5d3e76dbb390422d3a530065b0e"
+    plain = Incoming(position=1, key="k", record_type="", data=None)
+    assert content_hash(plain) == hashlib.sha256("\x1f\x1fnull\x1f0\x1fnull\x1f{}\x1f".encode()).hexdigest()

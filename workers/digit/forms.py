@@ -171,7 +171,8 @@ class FormValidator:
     def __init__(self, form: dict):
         self.schema = form.get("schema")
         self.version = form.get("version")
-        self._fields: list[tuple[str, list[str], bool, Callable | None, list]] = []
+        # (key, its first part, the parts after it, required, type check, other checks)
+        self._fields: list[tuple[str, str, list[str], bool, Callable | None, list]] = []
         for element in form.get("elements") or []:
             if not isinstance(element, dict) or not element.get("key"):
                 continue
@@ -189,12 +190,15 @@ class FormValidator:
                 compiled = _compile_validation(name, validation.get("attribute"), data_type)
                 if compiled is not None:
                     checks.append(compiled)
-            self._fields.append((key, key.split("."), required, _type_check(data_type), checks))
+            first, *rest = key.split(".")
+            self._fields.append((key, first, rest, required, _type_check(data_type), checks))
 
     def errors(self, entity: dict) -> list[FieldError]:
         found: list[FieldError] = []
-        for key, path, required, type_check, checks in self._fields:
-            value = _get(entity, path)
+        for key, first, rest, required, type_check, checks in self._fields:
+            value = entity.get(first, _MISSING)
+            if rest and value is not _MISSING:
+                value = _get(value, rest)
             if value is _MISSING or value is None:
                 if required:
                     found.append(FieldError(key, "REQUIRED", "is required"))

@@ -152,3 +152,82 @@ def test_missing_blob_fails_clearly(runtime, campaign):
         s.execute(text("UPDATE jobs SET blob_sha256 = :sha WHERE id = :id"), {"sha": "0" * 64, "id": job_id})
     assert run_job(runtime, job_id) == "failed"
     assert _job(runtime, job_id).error_code == "file_missing"
+
+
+# --- reading ahead (the file is read and checked in a thread while the chunk before is applied) -------
+
+def test_read_ahead_hands_over_every_item_in_order_and_restores_the_switch_interval():
+    import sys
+    from workers.digit.jobs import AHEAD_BATCH, read_ahead
+    before = sys.getswitchinterval()
+    count = AHEAD_BATCH * 7 + 3
+    with read_ahead(iter(range(count))) as ahead:
+        assert list(ahead) == list(range(count))
+    assert sys.getswitchinterval() == before
+
+
+def test_a_reader_failure_is_raised_in_the_caller_after_the_items_before_it():
+    from workers.digit.jobs import AHEAD_BATCH, read_ahead
+    from workers.errors import JobFailed
+
+    def items():
+        yield from range(AHEAD_BATCH + 5)
+        raise JobFailed("invalid_json", "line 9 is not valid JSON")
+
+    got = []
+    with pytest.raises(JobFailed) as raised:
+        with read_ahead(items()) as ahead:
+            for item in ahead:
+                got.append(item)
+    assert raised.value.code == "invalid_json"
+    assert got == list(range(AHEAD_BATCH + 5))
+
+
+def test_leaving_early_stops_the_reader_and_closes_what_it_reads():
+    import threading
+    from workers.digit.jobs import read_ahead
+    closed = threading.Event()
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                yield n
+                n += 1
+        finally:
+            closed.set()
+
+    with pytest.raises(RuntimeError):
+        with read_ahead(endless()) as ahead:
+            for item in ahead:
+                if item == 10:
+                    raise RuntimeError("the apply failed")
+    assert closed.wait(5)
+    assert not any(t.name == "digit-read-ahead" for t in threading.enumerate())
+
+
+def test_a_file_longer_than_the_read_ahead_is_applied_whole_in_order(runtime, campaign):
+    from workers.digit.jobs import AHEAD_BATCH, AHEAD_BATCHES
+    n = AHEAD_BATCH * (AHEAD_BATCHES + 3) + 7
+    households = [household(i) for i in range(n)]
+    households[n - 2]["firstName"] = "x" * 30  # the form's max is 20
+    job_id = _submit(runtime, json_document(households, []), campaign, forms=[household_form(1, campaign)])
+    assert run_job(runtime, job_id) == "completed"
+    job = _job(runtime, job_id)
+    assert job.counts["accepted"] == n - 1 and job.counts["rejected"] == 1
+    records = _records(runtime, campaign)
+    assert len(records) == n - 1
+    versions = [records[f"{campaign}:household:{h['clientReferenceId']}"].version
+                for i, h in enumerate(households) if i != n - 2]
+    assert versions == sorted(versions)  # in file order
+    with session_scope(runtime.sessions()) as s:
+        errors = list(s.execute(select(JobRecordError).where(JobRecordError.job_id == job_id)).scalars())
+    assert [(e.position, e.code) for e in errors] == [(n - 2, "TOO_LONG")]
+
+
+def test_the_collector_is_eased_only_while_a_file_is_applied(runtime, campaign):
+    import gc
+    before = gc.get_threshold()
+    job_id = _submit(runtime, ndjson([("household", household(i)) for i in range(30)]), campaign)
+    assert run_job(runtime, job_id) == "completed"
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
