@@ -78,10 +78,33 @@ def touch(session: Session, *, tenant_id: str, dialect: str, client_id: str, act
     transaction's commit does not wait for the WAL flush (for a transaction that holds only this)."""
     if activity not in ACTIVITIES:
         raise ValueError(f"activity must be one of {ACTIVITIES}")
-    touch_requests(session, tenant_id=tenant_id, dialect=dialect, client_id=client_id,
-                   pushes=int(activity == "push"), pulls=int(activity == "pull"), app_version=app_version,
-                   records=records, error=error,
-                   pulled_version=pulled_version if activity in ("pull", "ack") else None, lazy_commit=lazy_commit)
+    request = {"tenant_id": tenant_id, "dialect": dialect, "client_id": client_id, "activity": activity,
+               "app_version": app_version, "records": records, "error": error, "pulled_version": pulled_version}
+    touch_requests(session, lazy_commit=lazy_commit, **per_device([request])[0])
+
+
+def per_device(requests) -> list[dict]:
+    """Requests (dicts of touch's arguments), in arrival order, as one entry per device for touch_requests:
+    pushes and pulls counted, records summed, the latest app version, error and pulled version (of a
+    pull or an ack) kept."""
+    merged: dict[tuple, dict] = {}
+    for request in requests:
+        key = (request["tenant_id"], request["dialect"], request["client_id"])
+        entry = merged.get(key)
+        if entry is None:
+            entry = merged[key] = {"tenant_id": key[0], "dialect": key[1], "client_id": key[2], "pushes": 0,
+                                   "pulls": 0, "records": 0, "app_version": None, "pulled_version": None,
+                                   "error": None}
+        activity = request["activity"]
+        entry["pushes"] += activity == "push"
+        entry["pulls"] += activity == "pull"
+        entry["records"] += max(0, int(request.get("records") or 0))
+        for field, value in (("app_version", request.get("app_version")), ("error", request.get("error")),
+                             ("pulled_version", request.get("pulled_version") if activity in ("pull", "ack")
+                              else None)):
+            if value is not None:
+                entry[field] = value
+    return list(merged.values())
 
 
 def touch_requests(session: Session, *, tenant_id: str, dialect: str, client_id: str, pushes: int, pulls: int,

@@ -19,7 +19,7 @@ import time
 
 from flask import Flask, current_app, g, request
 
-from models.devices import touch, touch_requests
+from models.devices import per_device, touch, touch_requests
 from web import db
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class Recorder:
         try:
             if items:
                 session = self._factory()
-                for device in per_device(items):
+                for device in per_device({**device, "error": error} for device, error in items):
                     touch_requests(session, lazy_commit=True, **device)
                 session.commit()
         except Exception:  # recording a device never costs anything else
@@ -132,29 +132,6 @@ class Recorder:
                 session.close()
         for event in waiters:
             event.set()
-
-
-def per_device(items) -> list[dict]:
-    """(device, error) pairs of requests, in arrival order, as one entry per device for touch_requests:
-    pushes and pulls counted, records summed, the latest app version, pulled version and error kept."""
-    merged: dict[tuple, dict] = {}
-    for device, error in items:
-        key = (device["tenant_id"], device["dialect"], device["client_id"])
-        entry = merged.get(key)
-        if entry is None:
-            entry = merged[key] = {"tenant_id": key[0], "dialect": key[1], "client_id": key[2], "pushes": 0,
-                                   "pulls": 0, "records": 0, "app_version": None, "pulled_version": None,
-                                   "error": None}
-        activity = device["activity"]
-        entry["pushes"] += activity == "push"
-        entry["pulls"] += activity == "pull"
-        entry["records"] += max(0, int(device.get("records") or 0))
-        for field, value in (("app_version", device.get("app_version")), ("error", error),
-                             ("pulled_version", device.get("pulled_version") if activity in ("pull", "ack")
-                              else None)):
-            if value is not None:
-                entry[field] = value
-    return list(merged.values())
 
 
 def recorder() -> Recorder | None:
