@@ -185,6 +185,6 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 def lazy_commit(session: Session) -> None:
     """The current transaction's commit will not wait for the WAL flush. For a write nobody is told of
-    yet: whatever later tells someone commits durably, or calls make_durable first."""
+    yet: whatever later tells someone commits durably, or calls models.jobs.make_durable first."""
     session.execute(text("SELECT set_config('synchronous_commit', 'off', true)"))
 

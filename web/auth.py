@@ -233,9 +233,12 @@ def _claimed() -> tuple[Principal, int] | None:
     fields = (claims.get("sub"), claims.get("username"), claims.get("role"), claims.get("tenant"))
     ver = claims.get("ver", 0)
     if (claims.get("type") != "access" or not all(isinstance(f, str) for f in fields) or type(ver) is not int
-            or claims["role"] not in ROLES or claims["role"] == ANALYST or parse_uuid(claims["sub"]) is None):
+            or claims["role"] not in ROLES or claims["role"] == ANALYST):
         return None
-    principal = Principal(user_id=str(parse_uuid(claims["sub"])), username=claims["username"], role=claims["role"],
+    user_id = parse_uuid(claims["sub"])
+    if user_id is None:
+        return None
+    principal = Principal(user_id=str(user_id), username=claims["username"], role=claims["role"],
                           tenant_id=claims["tenant"], is_system=claims.get("sys") is True)
     return principal, ver
 
