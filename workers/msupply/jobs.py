@@ -162,11 +162,6 @@ def _push_items(parsed: list, sync_by_position: dict):
         yield item
 
 
-def applied_bell(job_id) -> str:
-    """The doorbell a push job rings once all its records are applied (before the job is finished)."""
-    return f"{job_id}:applied"
-
-
 def _after_earlier_pushes(ctx, site_id: int) -> None:
     """Wait until every push job the site had accepted before this one has applied its records, so a
     site's pushes are applied in the order it sent them (its answers do not wait for the apply, so
@@ -186,7 +181,7 @@ def _after_earlier_pushes(ctx, site_id: int) -> None:
         if remaining <= 0:
             raise TransientError("an earlier push of this site has not been applied yet")
         started = time.monotonic()
-        if (not doorbell.wait(redis_client, applied_bell(earlier), min(0.5, remaining))
+        if (not doorbell.wait(redis_client, earlier, min(0.5, remaining))  # rung when that job ends
                 and time.monotonic() - started < 0.1):
             time.sleep(min(0.25, remaining))  # Redis did not answer: poll the database, slowly
         tick()
@@ -243,8 +238,7 @@ def push(ctx) -> dict:
     items = _push_items(parsed, sync_by_position)
     run_apply(ctx, items, namespace=NAMESPACE, origin=origin, transmission=ctx.job.params.get("transmission"),
               total=ctx.job.params.get("total"), on_chunk=on_chunk, before_apply=before_apply, on_end=on_end)
-    # every record is applied and committed: the site's next push job may start its apply now
-    doorbell.ring(ctx.runtime.redis_client(), applied_bell(ctx.job.id))
+    # its last chunk ended the job (on_end): the runner's doorbell for it wakes the site's next push job
     return result
 
 
