@@ -179,11 +179,15 @@ _APPLIED_CTE = """, applied AS (
     RETURNING 1
 )"""
 
+# The chunk's rows to merge: all of them when no key repeats (the common case, no sort), else the last
+# occurrence of each key.
+_EVERY_ROW = "SELECT * FROM fs_stage"
+_LAST_OF_EACH_KEY = "SELECT DISTINCT ON (record_key) * FROM fs_stage ORDER BY record_key, ord DESC"
+# What only fs_applied (filled when there are hooks) reads of each merged row.
+_APPLIED_RETURNING = ", r.data, r.meta, (xmax = 0) AS inserted"
+
 _MERGE = """
-WITH src AS (
-    -- the last occurrence of a key within the chunk wins
-    SELECT DISTINCT ON (record_key) * FROM fs_stage ORDER BY record_key, ord DESC
-), old AS MATERIALIZED (
+WITH src AS ({src}), old AS MATERIALIZED (
     -- LATERAL keeps this a primary-key lookup per staged row even while the table's statistics are stale
     SELECT r.record_key, r.content_hash, r.version, r.origin, r.data, r.record_type, r.deleted
       FROM src s CROSS JOIN LATERAL (
@@ -206,8 +210,7 @@ WITH src AS (
            deleted = EXCLUDED.deleted, geolocation = EXCLUDED.geolocation, origin = EXCLUDED.origin,
            version = EXCLUDED.version, updated_at = now(), updated_by = EXCLUDED.updated_by
      WHERE r.content_hash IS DISTINCT FROM EXCLUDED.content_hash
-    RETURNING r.record_key, r.record_type, r.version, r.deleted, r.data, r.meta, r.content_hash,
-              (xmax = 0) AS inserted
+    RETURNING r.record_key, r.record_type, r.version, r.deleted, r.content_hash{returning}
 ){applied}, audit AS (
     INSERT INTO record_changes (tenant_id, namespace, record_key, version, old_hash, new_hash, actor,
                                 transmission, job_id, record_type, deleted, old_record_type, old_deleted)
@@ -256,7 +259,9 @@ def apply_chunk(session: Session, *, tenant_id: str, namespace: str, records: li
         return result
     _stage(session, records, with_applied=bool(hooks))
     base = session.execute(text(_LOCK_COUNTER), {"t": tenant_id}).scalar_one()
-    merge = _MERGE.replace("{applied}", _APPLIED_CTE if hooks else "")
+    merge = _MERGE.replace("{applied}", _APPLIED_CTE if hooks else "").replace(
+        "{returning}", _APPLIED_RETURNING if hooks else "").replace(
+        "{src}", _LAST_OF_EACH_KEY if len({rec.key for rec in records}) < len(records) else _EVERY_ROW)
     rows = session.execute(text(merge), {
         "tenant": tenant_id, "ns": namespace, "origin": origin, "actor": actor, "base": base,
         "transmission": transmission, "job": None if job_id is None else str(job_id),

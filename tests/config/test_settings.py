@@ -96,6 +96,29 @@ def test_web_sessions_have_short_limits_and_worker_sessions_long_ones(settings, 
     runtime.engine.dispose()
 
 
+def test_no_session_compiles_a_statement_just_in_time(settings, broker, redis_client):
+    """A statement whose estimated cost crosses jit_above_cost would otherwise spend a large part of a
+    second compiling (a big merge did): no web or worker session ever JIT-compiles."""
+    from web.app import create_app
+    from workers.runtime import Runtime
+    costly = ("EXPLAIN (ANALYZE, FORMAT JSON) SELECT sum(a * b) FROM generate_series(1, 2000) a, "
+              "generate_series(1, 2000) b")
+    app = create_app(settings, celery_app=broker, redis_client=redis_client)
+    runtime = Runtime(settings)
+    try:
+        for factory in (app.extensions["fieldsync_sessions"], runtime.sessions()):
+            session = factory()
+            try:
+                assert session.execute(text("SELECT current_setting('jit')")).scalar_one() == "off"
+                plan = session.execute(text(costly)).scalar_one()[0]
+                assert plan["Plan"]["Total Cost"] > 100000  # past jit_above_cost's default: JIT would run
+                assert "JIT" not in plan
+            finally:
+                session.close()
+    finally:
+        runtime.engine.dispose()
+
+
 def test_server_processes_refuse_the_default_signing_key():
     with pytest.raises(MissingSecret, match="JWT_SECRET"):
         require_secret(load_settings({"DATABASE_URL": "postgresql://x/y"}))
