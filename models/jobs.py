@@ -33,6 +33,17 @@ class Claimed:
     payload: bytes | None = None  # the job's input when it is kept in the row (see create_job)
 
 
+def split_payload(payload: bytes | None) -> tuple[bytes | None, str | None]:
+    """(payload, payload_text) for a job row: UTF-8 without a NUL goes in the text column (sent and
+    read back as it is, half the size of bytea's hex), anything else in the bytea one."""
+    if payload is None or b"\x00" in payload:
+        return payload, None
+    try:
+        return None, payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return payload, None
+
+
 def create_job(session: Session, *, tenant_id: str, kind: JobKind, params: dict | None = None,
                idempotency_key: str | None = None, payload_hash: str | None = None,
                blob_sha256: str | None = None, created_by: str | None = None, max_attempts: int = 5,
@@ -41,11 +52,12 @@ def create_job(session: Session, *, tenant_id: str, kind: JobKind, params: dict 
     """Insert a QUEUED job, or return the existing one with the same (tenant, kind, idempotency key).
     Returns (job, created)."""
     job_id = uuid.uuid4()
+    payload, payload_text = split_payload(payload)
     stmt = pg_insert(Job).values(
         id=job_id, tenant_id=tenant_id, kind=kind.name, queue=kind.queue, params=params or {},
         idempotency_key=idempotency_key, payload_hash=payload_hash, blob_sha256=blob_sha256,
         created_by=created_by, max_attempts=max_attempts, progress_total=progress_total,
-        parent_id=parent_id, enqueued_at=text("now()"), payload=payload,
+        parent_id=parent_id, enqueued_at=text("now()"), payload=payload, payload_text=payload_text,
     )
     if idempotency_key is not None:
         stmt = stmt.on_conflict_do_nothing(index_elements=["tenant_id", "kind", "idempotency_key"])
@@ -87,7 +99,7 @@ def claim(session: Session, job_id, lease_seconds: int) -> Claimed | None:
          WHERE id = :id
            AND (status = 'QUEUED' OR (status = 'RUNNING' AND lease_until < clock_timestamp()))
         RETURNING id, tenant_id, kind, attempts, max_attempts, checkpoint, params, counts, blob_sha256, created_by,
-                  payload
+                  payload, payload_text
     """), {"id": str(job_id), "lease": lease_seconds}).mappings().first()
     if row is None:
         return None
@@ -98,7 +110,8 @@ def claim(session: Session, job_id, lease_seconds: int) -> Claimed | None:
     return Claimed(id=row["id"], tenant_id=row["tenant_id"], kind=row["kind"], attempts=row["attempts"],
                    checkpoint=row["checkpoint"], params=row["params"], counts=row["counts"],
                    blob_sha256=row["blob_sha256"], created_by=row["created_by"],
-                   payload=None if row["payload"] is None else bytes(row["payload"]))
+                   payload=(bytes(row["payload"]) if row["payload"] is not None
+                            else None if row["payload_text"] is None else row["payload_text"].encode()))
 
 
 def make_durable(session: Session, job_id) -> None:
@@ -137,7 +150,7 @@ def progress(session: Session, job_id, *, done: int, total: int | None = None, c
 def finish(session: Session, job_id, *, counts: dict | None = None, result: dict | None = None) -> bool:
     return session.execute(text("""
         UPDATE jobs SET status = 'COMPLETED', counts = COALESCE(CAST(:counts AS jsonb), counts),
-               result = COALESCE(CAST(:result AS jsonb), result), payload = NULL,
+               result = COALESCE(CAST(:result AS jsonb), result), payload = NULL, payload_text = NULL,
                progress_done = GREATEST(progress_done, COALESCE(progress_total, progress_done)),
                lease_until = NULL, finished_at = clock_timestamp(), updated_at = clock_timestamp()
          WHERE id = :id AND status = 'RUNNING'

@@ -8,6 +8,7 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from models.jobs import split_payload
 from models.tables import Receipt
 
 
@@ -58,14 +59,14 @@ WITH claimed AS (
     RETURNING 1
 ), job AS (
     INSERT INTO jobs (id, tenant_id, kind, queue, params, idempotency_key, payload_hash, blob_sha256, payload,
-                      created_by, max_attempts, progress_total, enqueued_at)
+                      payload_text, created_by, max_attempts, progress_total, enqueued_at)
     SELECT CAST(:job AS uuid), :t, :kind, :queue,
            CAST(:params AS jsonb) || CASE WHEN CAST(:cursor_ns AS text) IS NULL THEN '{}'::jsonb ELSE
                jsonb_build_object('client_since', (SELECT pulled_version FROM client_cursors
                                                     WHERE tenant_id = :t AND namespace = :cursor_ns AND client_id = :c))
            END,
-           :key, :h, :blob, COALESCE(convert_to(CAST(:payload_text AS text), 'UTF8'), CAST(:payload AS bytea)),
-           :actor, :max_attempts, :total, now()
+           :key, :h, :blob, CAST(:payload AS bytea), CAST(:payload_text AS text), :actor, :max_attempts,
+           :total, now()
      WHERE EXISTS (SELECT 1 FROM claimed)
     ON CONFLICT (tenant_id, kind, idempotency_key) DO NOTHING
     RETURNING id
@@ -73,18 +74,6 @@ WITH claimed AS (
 SELECT EXISTS (SELECT 1 FROM claimed) AS claimed, (SELECT id FROM job) AS job_id,
        (SELECT payload_hash FROM receipts WHERE tenant_id = :t AND client_id = :c AND transmission_id = :x) AS held
 """
-
-
-def _as_utf8_text(payload: bytes | None) -> str | None:
-    """The payload as text when it is UTF-8 that a text value can carry (no NUL): sent that way it is half
-    the size of a bytea literal (hex) and PostgreSQL turns it back into the same bytes without parsing
-    hex. None when it must go as bytea."""
-    if payload is None or b"\x00" in payload:
-        return None
-    try:
-        return payload.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
 
 
 def claim_with_job(session: Session, *, tenant_id: str, client_id: str, transmission_id: str, payload_hash: str,
@@ -96,12 +85,12 @@ def claim_with_job(session: Session, *, tenant_id: str, client_id: str, transmis
     Returns (job_id, held_hash): the new job's id when this call claimed the receipt (else None), and the
     payload hash the receipt holds when someone else claimed it first (None when not visible yet)."""
     import orjson
-    payload_text = _as_utf8_text(payload)
+    payload, payload_text = split_payload(payload)
     row = session.execute(text(_CLAIM_WITH_JOB), {
         "t": tenant_id, "c": client_id, "x": transmission_id, "h": payload_hash, "days": retention_days,
         "job": str(job_id), "kind": kind.name, "queue": kind.queue, "params": orjson.dumps(params).decode(),
         "cursor_ns": cursor_namespace, "key": idempotency_key, "blob": blob_sha256,
-        "payload": payload if payload_text is None else None, "payload_text": payload_text,
+        "payload": payload, "payload_text": payload_text,
         "actor": created_by, "max_attempts": max_attempts, "total": progress_total}).one()
     if row.claimed and row.job_id is None:
         # The receipt had expired and the same payload's job still exists: point the receipt at it.

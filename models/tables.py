@@ -72,8 +72,10 @@ class Job(Base):
     payload_hash: Mapped[str | None] = mapped_column(String(64))
     blob_sha256: Mapped[str | None] = mapped_column(String(64))
     # A small payload kept in the row itself (durable with the job's commit, no file to write); dropped
-    # when the job completes. Stored uncompressed (STORAGE EXTERNAL, set by migration 0007).
+    # when the job completes. UTF-8 text (any JSON push) in payload_text, which travels as it is; other
+    # bytes in payload (hex on the wire). Both stored uncompressed (STORAGE EXTERNAL: 0010, 0011).
     payload: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    payload_text: Mapped[str | None] = mapped_column(Text, deferred=True)
     parent_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_by: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = _now_col()

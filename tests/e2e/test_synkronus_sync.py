@@ -110,7 +110,7 @@ def test_a_small_push_lives_in_its_job_row_until_applied_and_a_large_one_in_the_
 
     def job_of(tx):
         with session_scope(real_sessions) as s:
-            return s.execute(text("SELECT j.status, j.blob_sha256, j.payload IS NULL AS dropped, j.params "
+            return s.execute(text("SELECT j.status, j.blob_sha256, j.payload IS NULL AND j.payload_text IS NULL AS dropped, j.params "
                                   "FROM receipts r JOIN jobs j ON j.id = r.job_id "
                                   "WHERE r.tenant_id = :t AND r.transmission_id = :x"),
                              {"t": tenant_user.tenant_id, "x": tx}).one()

@@ -31,6 +31,22 @@ def test_claim_is_exclusive_and_counts_attempts(db_session):
     assert job.status == "RUNNING" and job.lease_until is not None
 
 
+def test_a_payload_comes_back_from_the_claim_byte_for_byte_text_or_not(db_session):
+    text_payload = '{"records": [{"name": "Ünïcode \\u0000 ✓"}]}'.encode()
+    binary = b"\x1f\x8b\x00\xff not text"
+    stored = {}
+    for name, payload in (("text", text_payload), ("binary", binary)):
+        job, _ = _new(db_session, payload=payload)
+        stored[name] = db_session.execute(text("SELECT payload IS NOT NULL, payload_text IS NOT NULL FROM jobs "
+                                               "WHERE id = :id"), {"id": job.id}).one()
+        assert jobs.claim(db_session, job.id, lease_seconds=60).payload == payload
+        assert jobs.finish(db_session, job.id)
+        assert db_session.execute(text("SELECT payload IS NULL AND payload_text IS NULL FROM jobs WHERE id = :id"),
+                                  {"id": job.id}).scalar_one()
+    # UTF-8 travels as text, anything else (here a NUL and bytes that are not UTF-8) as bytea
+    assert stored == {"text": (False, True), "binary": (True, False)}
+
+
 def test_expired_lease_can_be_reclaimed(db_session):
     job, _ = _new(db_session)
     jobs.claim(db_session, job.id, lease_seconds=60)
