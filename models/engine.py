@@ -184,17 +184,21 @@ _APPLIED_CTE = """, applied AS (
 _EVERY_ROW = "SELECT * FROM fs_stage"
 _LAST_OF_EACH_KEY = "SELECT DISTINCT ON (record_key) * FROM fs_stage ORDER BY record_key, ord DESC"
 # What only fs_applied (filled when there are hooks) reads of each merged row.
-_APPLIED_RETURNING = ", r.data, r.meta, (xmax = 0) AS inserted"
+_APPLIED_RETURNING = ", r.data, r.meta"
 
+# Under the counter lock no other writer can add or change this tenant's records (every write is a merge,
+# and every merge takes the lock first), so a key that `old` does not find is inserted without ON
+# CONFLICT's arbiter probe, and a key it found is updated through the row it found (its ctid: no second
+# index descent). A merge never races another one for the same key.
 _MERGE = """
 WITH src AS ({src}), old AS MATERIALIZED (
     -- LATERAL keeps this a primary-key lookup per staged row even while the table's statistics are stale
-    SELECT r.record_key, r.content_hash, r.version, r.origin, r.data, r.record_type, r.deleted
+    SELECT r.ctid AS row_id, r.record_key, r.content_hash, r.version, r.origin, r.data, r.record_type, r.deleted
       FROM src s CROSS JOIN LATERAL (
-           SELECT record_key, content_hash, version, origin, data, record_type, deleted FROM records
+           SELECT ctid, record_key, content_hash, version, origin, data, record_type, deleted FROM records
             WHERE tenant_id = :tenant AND namespace = :ns AND record_key = s.record_key
             LIMIT 1) r  -- LIMIT keeps the planner from flattening this into a join
-), up AS (
+), ins AS (
     INSERT INTO records AS r (tenant_id, namespace, record_key, record_type, schema_version, data, meta,
                               content_hash, deleted, geolocation, origin, version, created_at, updated_at,
                               created_by, updated_by)
@@ -202,15 +206,22 @@ WITH src AS ({src}), old AS MATERIALIZED (
            s.deleted, s.geolocation, :origin, :base + s.ord + 1, COALESCE(s.created_at, now()), now(),
            :actor, :actor
       FROM src s
+     WHERE NOT EXISTS (SELECT 1 FROM old WHERE old.record_key = s.record_key)
      -- in version order, so the heap follows the feed and a pull page reads a few adjacent pages
      ORDER BY s.ord
-    ON CONFLICT (tenant_id, namespace, record_key) DO UPDATE
-       SET record_type = EXCLUDED.record_type, schema_version = EXCLUDED.schema_version,
-           data = EXCLUDED.data, meta = EXCLUDED.meta, content_hash = EXCLUDED.content_hash,
-           deleted = EXCLUDED.deleted, geolocation = EXCLUDED.geolocation, origin = EXCLUDED.origin,
-           version = EXCLUDED.version, updated_at = now(), updated_by = EXCLUDED.updated_by
-     WHERE r.content_hash IS DISTINCT FROM EXCLUDED.content_hash
-    RETURNING r.record_key, r.record_type, r.version, r.deleted, r.content_hash{returning}
+    RETURNING r.record_key, r.record_type, r.version, r.deleted, r.content_hash, true AS inserted{returning}
+), upd AS (
+    UPDATE records AS r
+       SET record_type = s.record_type, schema_version = s.schema_version, data = s.data, meta = s.meta,
+           content_hash = s.content_hash, deleted = s.deleted, geolocation = s.geolocation, origin = :origin,
+           version = :base + s.ord + 1, updated_at = now(), updated_by = :actor
+      FROM old JOIN src s ON s.record_key = old.record_key
+     -- the ANY makes the rows to update a TID scan whatever the planner thinks of the join
+     WHERE r.ctid = ANY(ARRAY(SELECT row_id FROM old)) AND r.ctid = old.row_id
+       AND old.content_hash IS DISTINCT FROM s.content_hash
+    RETURNING r.record_key, r.record_type, r.version, r.deleted, r.content_hash, false AS inserted{returning}
+), up AS (
+    SELECT * FROM ins UNION ALL SELECT * FROM upd
 ){applied}, audit AS (
     INSERT INTO record_changes (tenant_id, namespace, record_key, version, old_hash, new_hash, actor,
                                 transmission, job_id, record_type, deleted, old_record_type, old_deleted)
