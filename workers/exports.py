@@ -56,8 +56,9 @@ _CSV_TYPE = {**ARROW, "timestamp": pa.int64()}  # times leave PostgreSQL as epoc
 
 
 def _export_pool() -> pa.MemoryPool:
-    """The memory pool of an export's buffers: jemalloc, which hands freed pages back to the system at
-    once. With mimalloc (pyarrow's usual default) the same bounded working set leaves a footprint that
+    """The memory pool of an export's buffers: jemalloc, which hands freed pages back to the system
+    (jemalloc_set_decay_ms only sets the decay of arenas made after the call; the arenas already made keep
+    the decay read at load, see workers.celery_main for why its muzzy decay is 0). With mimalloc (pyarrow's usual default) the same bounded working set leaves a footprint that
     grows with the number of chunks a file runs through. Buffers that pyarrow's C++ side allocates from
     its default pool follow ARROW_DEFAULT_MEMORY_POOL, read once at import: the worker's entry point
     (workers.celery_main) sets it to jemalloc. The default pool where jemalloc is not built."""
