@@ -29,6 +29,7 @@ from typing import Callable
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from croniter import croniter
@@ -55,8 +56,9 @@ _CSV_TYPE = {**ARROW, "timestamp": pa.int64()}  # times leave PostgreSQL as epoc
 
 
 def _export_pool() -> pa.MemoryPool:
-    """The memory pool of an export's buffers: jemalloc, which hands freed pages back to the system at
-    once. With mimalloc (pyarrow's usual default) the same bounded working set leaves a footprint that
+    """The memory pool of an export's buffers: jemalloc, which hands freed pages back to the system
+    (jemalloc_set_decay_ms only sets the decay of arenas made after the call; the arenas already made keep
+    the decay read at load, see workers.celery_main for why its muzzy decay is 0). With mimalloc (pyarrow's usual default) the same bounded working set leaves a footprint that
     grows with the number of chunks a file runs through. Buffers that pyarrow's C++ side allocates from
     its default pool follow ARROW_DEFAULT_MEMORY_POOL, read once at import: the worker's entry point
     (workers.celery_main) sets it to jemalloc. The default pool where jemalloc is not built."""
@@ -414,15 +416,22 @@ def write_file(copy: _Copy, layout: Layout, fp: FilePlan, dest: Path, *, row_gro
     schema, kinds = file_schema(layout, fp)
     names = [f"c{i}" for i in range(len(kinds))]
     pool = _export_pool()
-    with (copy.source() as source,
-          pq.ParquetWriter(dest, schema, compression="zstd", write_batch_size=PIECE, memory_pool=pool) as writer):
-        groups = _RowGroups(writer, schema, row_group_rows, pool)
-        for batch in _csv_batches(source, names, kinds, pool=pool):
-            arrays = [column.cast(ARROW[kind], memory_pool=pool) if kind == "timestamp" else column
-                      for column, kind in zip(batch.columns, kinds)]
-            groups.feed(pa.RecordBatch.from_arrays(arrays, schema=schema))
-            on_rows(batch.num_rows)
-        groups.flush()
+
+    def open_writer(first_group: pa.Table):
+        return pq.ParquetWriter(dest, schema, compression="zstd", write_batch_size=PIECE, memory_pool=pool,
+                                use_dictionary=dictionary_columns(first_group))
+
+    with copy.source() as source:
+        groups = _RowGroups(open_writer, schema, row_group_rows, pool)
+        try:
+            for batch in _csv_batches(source, names, kinds, pool=pool):
+                arrays = [column.cast(ARROW[kind], memory_pool=pool) if kind == "timestamp" else column
+                          for column, kind in zip(batch.columns, kinds)]
+                groups.feed(pa.RecordBatch.from_arrays(arrays, schema=schema))
+                on_rows(batch.num_rows)
+            groups.flush()
+        finally:
+            groups.close()
         rows = groups.written
     copy.join()
     if copy.failure is not None:
@@ -495,6 +504,25 @@ def _rows_end(data, size: int) -> int:
 
 PIECE = 1024  # rows: the Parquet writer's write batch (write_batch_size), where it checks its page limits
 
+# A column is dictionary-encoded when its first row group holds at most this share of distinct values.
+# Parquet's writer otherwise dictionary-encodes every column, and a column of (nearly) unique values (keys,
+# versions, times, free text) then costs a hash of every value and a dictionary page as large as the data,
+# for nothing: a third of the writer's time in the benchmark's export.
+DICTIONARY_MAX_DISTINCT = 0.5
+
+
+def dictionary_columns(first_group: pa.Table) -> list[str]:
+    """The columns to dictionary-encode, decided once per file from its first row group (the same rows
+    always make the same decision, so a rerun still writes the same bytes)."""
+    chosen = []
+    for name, column in zip(first_group.column_names, first_group.columns):
+        if pa.types.is_boolean(column.type):
+            continue
+        present = len(column) - column.null_count
+        if present and pc.count_distinct(column).as_py() <= DICTIONARY_MAX_DISTINCT * present:
+            chosen.append(name)
+    return chosen
+
 
 class _RowGroups:
     """Cuts the stream into row groups of exactly `size` rows, so the same rows always make the same
@@ -504,8 +532,9 @@ class _RowGroups:
     the same write batches, and cuts the same pages, as from one contiguous column, while the memory
     held is one row group and one chunk (a combined copy doubled it)."""
 
-    def __init__(self, writer, schema, size: int, pool: pa.MemoryPool | None = None):
-        self.writer, self.schema, self.size, self.pool = writer, schema, size, pool
+    def __init__(self, open_writer, schema, size: int, pool: pa.MemoryPool | None = None):
+        """`open_writer(first_row_group)` makes the ParquetWriter when the first row group is complete."""
+        self.open_writer, self.writer, self.schema, self.size, self.pool = open_writer, None, schema, size, pool
         self.loose: list = []   # parsed batches not yet placed in the row group
         self.loose_rows = 0
         self.group: list = []   # the row group's pieces, each but the last of a multiple of PIECE rows
@@ -542,7 +571,10 @@ class _RowGroups:
         return piece
 
     def _write(self, row_group_size: int) -> None:
-        self.writer.write_table(pa.Table.from_batches(self.group, schema=self.schema), row_group_size=row_group_size)
+        table = pa.Table.from_batches(self.group, schema=self.schema)
+        if self.writer is None:
+            self.writer = self.open_writer(table)
+        self.writer.write_table(table, row_group_size=row_group_size)
         self.written += self.group_rows
         self.group, self.group_rows = [], 0
 
@@ -553,6 +585,12 @@ class _RowGroups:
         if self.group_rows:
             self._write(max(self.size, self.group_rows))
         self.loose, self.loose_rows = [], 0
+        if self.writer is None:  # no rows: a file of the schema alone
+            self.writer = self.open_writer(self.schema.empty_table())
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 def _digest(path: Path) -> tuple[str, int]:

@@ -101,7 +101,8 @@ def test_a_full_disk_fails_the_export_clearly_and_leaves_nothing(kind, settings,
         with session_scope(real_sessions) as s:
             ensure_tenant(s, tenant)
             apply_chunk(s, tenant_id=tenant, namespace="synkronus", records=[
-                Incoming(position=i, key=f"k{i}", record_type="t", data={"s": uuid.uuid4().hex * 8, "i": i})
+                # random values: incompressible, so the files run well past the volume's 1 MiB
+                Incoming(position=i, key=f"k{i}", record_type="t", data={"s": os.urandom(128).hex(), "i": i})
                 for i in range(20_000)])
         small = settings.replace(data_dir=volume)
         worker = WorkerProcess(small, queues=("exports",), concurrency=1).start()

@@ -110,6 +110,27 @@ def test_a_rerun_of_the_same_range_is_byte_identical(real_sessions, tenant, tmp_
         assert frame.height == f["rows"]
 
 
+def test_only_columns_of_few_distinct_values_are_dictionary_encoded(real_sessions, tenant, tmp_path):
+    """Decided from each file's first row group: a column of unique values is written plain, one of a few
+    values with a dictionary (in every row group of the file)."""
+    import pyarrow.parquet as pq
+    put(real_sessions, tenant, [{"key": f"k{i}", "data": {"unique": f"value {i}", "few": f"v{i % 3}",
+                                                          "late": "same" if i < 1000 else f"u{i}"}}
+                                for i in range(2500)])
+    run(real_sessions, tenant, tmp_path, row_group_rows=1000)
+    meta = pq.ParquetFile(tmp_path / "survey.parquet").metadata
+    assert meta.num_row_groups == 3
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+
+    def dictionary(name):
+        return {meta.row_group(g).column(names.index(name)).has_dictionary_page for g in range(meta.num_row_groups)}
+    assert dictionary("data_few") == {True} and dictionary("_type") == {True}
+    assert dictionary("data_unique") == {False} and dictionary("_key") == {False} and dictionary("_version") == {False}
+    assert dictionary("data_late") == {True}  # its first row group holds one value
+    frame, _ = read_both(tmp_path / "survey.parquet")
+    assert frame["data_unique"].n_unique() == 2500 and frame["data_late"][2499] == "u2499"
+
+
 def test_a_file_that_cannot_be_written_stops_the_copies_started_ahead(real_sessions, tenant, tmp_path):
     """Each file's COPY starts while the one before it is written: when a file fails, the copies already
     under way end with it (none left streaming or holding its snapshot open), and the next export runs."""
