@@ -150,11 +150,10 @@ def _copy_rows(records: list[Incoming]) -> bytes:
     return "\n".join(rows).encode()
 
 
-def _stage(session: Session, records: list[Incoming], *, with_applied: bool) -> None:
-    """COPY the chunk into the session's temp staging table (kept out of the counter lock). The temp
-    tables are created once per connection; emptied here only when this transaction used them already
-    (ON COMMIT DELETE ROWS empties them at every commit), and fs_applied only when hooks will read it."""
-    import io
+def _prepare_stage(session: Session, *, with_applied: bool) -> None:
+    """The session's temp staging tables, ready for a chunk. Created once per connection; emptied here
+    only when this transaction used them already (ON COMMIT DELETE ROWS empties them at every commit),
+    and fs_applied only when hooks will read it."""
     conn = session.connection()
     info = conn.connection.info
     if not info.get("fieldsync_stage_tables"):  # see models.db: "pending" until the creation commits
@@ -166,10 +165,63 @@ def _stage(session: Session, records: list[Incoming], *, with_applied: bool) -> 
     elif with_applied:
         session.execute(text("DELETE FROM fs_applied"))
     info["fieldsync_staged_in"] = transaction
-    buf = io.BytesIO(_copy_rows(records))
+
+
+def _copy_stage(session: Session, source) -> None:
     raw = session.connection().connection.dbapi_connection
     with raw.cursor() as cur:
-        cur.copy_expert("COPY fs_stage FROM STDIN", buf, size=COPY_BLOCK)
+        cur.copy_expert("COPY fs_stage FROM STDIN", source, size=COPY_BLOCK)
+
+
+def _stage(session: Session, records: list[Incoming], *, with_applied: bool) -> None:
+    """COPY the chunk into the session's temp staging table (kept out of the counter lock)."""
+    import io
+    _prepare_stage(session, with_applied=with_applied)
+    _copy_stage(session, io.BytesIO(_copy_rows(records)))
+
+
+STREAM_BLOCK = 1 << 16  # bytes of rows prepared per read while streaming a chunk into the staging table
+
+
+class _StreamedRows:
+    """A file for COPY FROM that takes each record from an iterator only when PostgreSQL asks for more:
+    a block of rows is prepared (the records validated by the iterator, then rendered) while the server
+    parses the block before it. `staged` holds the records in the order they were sent (their `ord`).
+    An exception from the iterator ends the COPY and is kept in `error` (the driver would replace it with
+    a cancelled query) for stage_stream to raise as it is."""
+
+    def __init__(self, records):
+        self.records = records
+        self.staged: list[Incoming] = []
+        self.error: BaseException | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        rows, length, staged = [], 0, self.staged
+        limit = STREAM_BLOCK if size is None or size < 0 else min(size, STREAM_BLOCK)
+        try:
+            for rec in self.records:
+                row = f"{len(staged)}\t{rec.staged if rec.staged is not None else stage_text(rec)}\n"
+                staged.append(rec)
+                rows.append(row)
+                length += len(row)
+                if length >= limit:
+                    break
+        except BaseException as exc:  # noqa: B902 - handed back to the caller unchanged
+            self.error = exc
+            return b""
+        return "".join(rows).encode()
+
+
+def stage_stream(session: Session, records, *, with_applied: bool) -> list[Incoming]:
+    """COPY the records an iterator yields into the staging table as it yields them (the caller's work
+    for the next block overlaps the server's parsing of this one), for apply_chunk(..., staged=True).
+    Returns them, in staging order."""
+    _prepare_stage(session, with_applied=with_applied)
+    source = _StreamedRows(iter(records))
+    _copy_stage(session, source)
+    if source.error is not None:
+        raise source.error
+    return source.staged
 
 
 _APPLIED_CTE = """, applied AS (
@@ -257,18 +309,21 @@ _LOCK_COUNTER = """
 
 def apply_chunk(session: Session, *, tenant_id: str, namespace: str, records: list[Incoming],
                 actor: str | None = None, origin: str | None = None, transmission: str | None = None,
-                job_id=None, client_since: int | None = None, hooks: Sequence[AfterApply] = ()) -> ApplyResult:
+                job_id=None, client_since: int | None = None, hooks: Sequence[AfterApply] = (),
+                staged: bool = False) -> ApplyResult:
     """Upsert a chunk in one statement. The caller commits (that releases the counter lock).
     `client_since`: the version the client last pulled, when the dialect knows it; a record changed on
     the server after it by someone else is a conflict (last writer wins; the loser is kept).
     `hooks`: the namespace's after-apply hooks (models.dialects.after_apply_hooks). While they run, the
     temp table `fs_applied(record_key, record_type, version, deleted, data, meta, old_data, inserted)`
     holds the rows this chunk changed (so fan-out can be one INSERT … SELECT); it is filled only when
-    there are hooks to read it."""
+    there are hooks to read it. `staged`: `records` are in the staging table already (stage_stream, in
+    this transaction)."""
     result = ApplyResult()
     if not records:
         return result
-    _stage(session, records, with_applied=bool(hooks))
+    if not staged:
+        _stage(session, records, with_applied=bool(hooks))
     base = session.execute(text(_LOCK_COUNTER), {"t": tenant_id}).scalar_one()
     merge = _MERGE.replace("{applied}", _APPLIED_CTE if hooks else "").replace(
         "{returning}", _APPLIED_RETURNING if hooks else "").replace(

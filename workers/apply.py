@@ -9,7 +9,7 @@ from typing import Callable, Iterable
 
 from config import metrics
 from models import jobs
-from models.engine import ApplyResult, Incoming, apply_chunk
+from models.engine import ApplyResult, Incoming, apply_chunk, stage_stream
 from workers import heartbeat
 
 COUNT_KEYS = ("accepted", "duplicate", "conflict", "rejected")
@@ -48,56 +48,69 @@ def run_apply(ctx, items: Iterable[Incoming | Rejected], *, namespace: str, orig
     counts["max_version"] = ctx.counts.get("max_version")
     start = ctx.job.checkpoint
     chunk_size = ctx.settings.chunk_size
-    pending: list[Incoming] = []
-    rejected: list[Rejected] = []
-    last_position = start - 1
+    hooks = ctx.hooks(namespace)
+    source = (item for item in items if item.position >= start)  # what an earlier delivery applied is skipped
+    state = {"last_position": start - 1}
 
-    def flush(last: bool = False) -> bool:
-        nonlocal pending, rejected
-        if not pending and not rejected:
-            return False
-        with ctx.session() as session:
-            # before the apply: from there to the commit the tenant's counter row is locked
-            jobs.record_errors(session, ctx.job.id, [r.as_error() for r in rejected])
-            if before_apply is not None:
-                before_apply(session, pending)
-            result = apply_chunk(session, tenant_id=ctx.job.tenant_id, namespace=namespace, records=pending,
-                                 actor=ctx.job.created_by, origin=origin, transmission=transmission,
-                                 job_id=ctx.job.id, client_since=client_since, hooks=ctx.hooks(namespace))
-            if on_chunk is not None:
-                on_chunk(session, pending, result, rejected)
-            counts["accepted"] += len(result.accepted)
-            counts["duplicate"] += len(result.duplicates)
-            counts["conflict"] += len(result.conflicts)
-            counts["rejected"] += len(rejected)
-            if result.max_version is not None:
-                counts["max_version"] = max(result.max_version, counts["max_version"] or 0)
-            done = last_position + 1
-            ctx.progress(session, done=done, total=total, checkpoint=done, counts=counts)
-            if last and on_end is not None:
-                on_end(session, counts)
-        # committed: count the chunk's outcomes (the console's per-minute series and /metrics)
-        chunk_counts = {"accepted": len(result.accepted), "duplicate": len(result.duplicates),
-                        "conflict": len(result.conflicts), "rejected": len(rejected)}
-        metrics.count_records(namespace, chunk_counts)
-        heartbeat.count_applied(ctx.runtime.redis_client(), len(result.accepted))
-        pending, rejected = [], []
-        return True
+    def chunk_of(first, rejected: list[Rejected]):
+        """`first` and the items after it, up to a chunk: the valid ones yielded, the rejected ones kept."""
+        item, taken = first, 0
+        while item is not None:
+            state["last_position"] = item.position
+            if isinstance(item, Rejected):
+                rejected.append(item)
+            else:
+                yield item
+            taken += 1
+            if taken >= chunk_size:
+                return
+            item = next(source, None)
 
-    for item in items:
-        if item.position < start:
-            continue  # applied by an earlier delivery of this job
-        if len(pending) + len(rejected) >= chunk_size:
-            flush()  # a full chunk, and more follows (the last one waits for the end, for on_end)
-        last_position = item.position
-        if isinstance(item, Rejected):
-            rejected.append(item)
-        else:
-            pending.append(item)
-    if not flush(last=True):  # nothing was left to apply (a redelivery past its checkpoint, or no items)
+    def apply(session, pending: list[Incoming], rejected: list[Rejected], *, staged: bool) -> tuple[ApplyResult, bool]:
+        """The chunk's apply and its bookkeeping, in its transaction; whether it is the last one."""
+        if before_apply is not None:  # before the apply: from there to the commit the counter row is locked
+            before_apply(session, pending)
+        # the next chunk's first item (reading it may validate it): none means this chunk is the last
+        upcoming[0] = next(source, None)
+        result = apply_chunk(session, tenant_id=ctx.job.tenant_id, namespace=namespace, records=pending,
+                             actor=ctx.job.created_by, origin=origin, transmission=transmission,
+                             job_id=ctx.job.id, client_since=client_since, hooks=hooks, staged=staged)
+        if on_chunk is not None:
+            on_chunk(session, pending, result, rejected)
+        counts["accepted"] += len(result.accepted)
+        counts["duplicate"] += len(result.duplicates)
+        counts["conflict"] += len(result.conflicts)
+        counts["rejected"] += len(rejected)
+        if result.max_version is not None:
+            counts["max_version"] = max(result.max_version, counts["max_version"] or 0)
+        done = state["last_position"] + 1
+        ctx.progress(session, done=done, total=total, checkpoint=done, counts=counts)
+        last = upcoming[0] is None
+        if last and on_end is not None:
+            on_end(session, counts)
+        return result, last
+
+    upcoming = [next(source, None)]
+    if upcoming[0] is None:  # nothing was left to apply (a redelivery past its checkpoint, or no items)
         with ctx.session() as session:
-            if last_position < start and total is not None:
+            if state["last_position"] < start and total is not None:
                 ctx.progress(session, done=total, total=total, checkpoint=max(start, total), counts=counts)
             if on_end is not None:
                 on_end(session, counts)
+        return counts
+    while upcoming[0] is not None:
+        rejected: list[Rejected] = []
+        with ctx.session() as session:
+            if before_apply is None:
+                # the chunk's records are validated and rendered as the staging COPY asks for them, so
+                # this process prepares the next block while PostgreSQL parses the one before
+                pending = stage_stream(session, chunk_of(upcoming[0], rejected), with_applied=bool(hooks))
+            else:  # before_apply may drop records: the chunk is gathered first and staged after it
+                pending = list(chunk_of(upcoming[0], rejected))
+            jobs.record_errors(session, ctx.job.id, [r.as_error() for r in rejected])
+            result, _ = apply(session, pending, rejected, staged=before_apply is None)
+        # committed: count the chunk's outcomes (the console's per-minute series and /metrics)
+        metrics.count_records(namespace, {"accepted": len(result.accepted), "duplicate": len(result.duplicates),
+                                          "conflict": len(result.conflicts), "rejected": len(rejected)})
+        heartbeat.count_applied(ctx.runtime.redis_client(), len(result.accepted))
     return counts
