@@ -294,34 +294,41 @@ def queue_head(session: Session, tenant_id: str, site_id: int, *, limit: int, sy
          ORDER BY q.id"""), {"t": tenant_id, "s": site_id, "limit": limit, "sync_id": sync_id}).all()
 
 
+_EMPTY_DATA = orjson.Fragment(b"{}")
+
+
 def queue_page_json(session: Session, tenant_id: str, site_id: int, *, limit: int, sync_id: str | None = None,
                     key_fields: dict[str, int] | None = None) -> bytes:
-    """`queue_head` as the v2/v3 wire page, rendered by PostgreSQL in the same statement: a JSON array of
-    {SyncID, RecordType, RecordID, SyncType, StoreID, KeyFieldID, mergeIDtokeep, mergeIDtodelete, data},
-    every key present ("" where a value does not apply), a merge naming the kept record, `data` the
-    record's stored JSON for an insert or update and {} otherwise. `key_fields`: KeyFieldID by record
-    type, where it is not 1."""
-    where = "AND q.sync_id = :sync_id" if sync_id is not None else ""
+    """`queue_head` as the v2/v3 wire page: a JSON array of {SyncID, RecordType, RecordID, SyncType,
+    StoreID, KeyFieldID, mergeIDtokeep, mergeIDtodelete, data}, every key present ("" where a value does
+    not apply), a merge naming the kept record, `data` the record's stored JSON for an insert or update
+    and {} otherwise. `key_fields`: KeyFieldID by record type, where it is not 1.
+
+    The rows are read on the session's DBAPI cursor (plain tuples) and written by orjson, each record's
+    `data` spliced in as PostgreSQL wrote it (jsonb's text, never parsed here): cheaper for the database
+    than building the page there with json_build_object and string_agg, and for the process than rows
+    through the ORM's result layer."""
+    where = "AND q.sync_id = %(sync_id)s" if sync_id is not None else ""
     fields = key_fields or {}
-    text_ = session.execute(text(f"""
-        SELECT string_agg(json_build_object(
-                   'SyncID', q.sync_id, 'RecordType', q.record_type,
-                   'RecordID', CASE WHEN q.sync_type = 'M' THEN q.merge_keep ELSE q.record_id END,
-                   'SyncType', q.sync_type, 'StoreID', COALESCE(q.store_id, ''),
-                   'KeyFieldID', COALESCE(k.key_field, 1),
-                   'mergeIDtokeep', COALESCE(q.merge_keep, ''), 'mergeIDtodelete', COALESCE(q.merge_delete, ''),
-                   'data', CASE WHEN q.sync_type IN ('I', 'U') AND r.data IS NOT NULL THEN r.data
-                                ELSE CAST('{{}}' AS jsonb) END)::text, ',' ORDER BY q.id)
-          FROM (SELECT * FROM msupply_queue q WHERE q.tenant_id = :t AND q.site_id = :s {where}
-                 ORDER BY q.id LIMIT :limit) q
-          LEFT JOIN LATERAL (SELECT data FROM records
-                              WHERE tenant_id = :t AND namespace = '{NAMESPACE}' AND record_key = q.record_key
-                              LIMIT 1) r ON true  -- a primary-key probe per entry (see queue_head)
-          LEFT JOIN unnest(CAST(:kf_types AS text[]), CAST(:kf_numbers AS int[])) AS k(record_type, key_field)
-            ON k.record_type = q.record_type"""),
-                            {"t": tenant_id, "s": site_id, "limit": limit, "sync_id": sync_id,
-                             "kf_types": list(fields), "kf_numbers": list(fields.values())}).scalar()
-    return b"[" + (text_ or "").encode() + b"]"
+    raw = session.connection().connection.dbapi_connection
+    with raw.cursor() as cur:
+        cur.execute(f"""
+            SELECT q.sync_id, q.record_type, q.record_id, q.sync_type, q.store_id, q.merge_keep, q.merge_delete,
+                   r.data_text
+              FROM (SELECT * FROM msupply_queue q WHERE q.tenant_id = %(t)s AND q.site_id = %(s)s {where}
+                     ORDER BY q.id LIMIT %(limit)s) q
+              LEFT JOIN LATERAL (SELECT data::text AS data_text FROM records
+                                  WHERE tenant_id = %(t)s AND namespace = '{NAMESPACE}' AND record_key = q.record_key
+                                  LIMIT 1) r ON true  -- a primary-key probe per entry (see queue_head)
+             ORDER BY q.id""", {"t": tenant_id, "s": site_id, "limit": limit, "sync_id": sync_id})
+        rows = cur.fetchall()
+    fragment = orjson.Fragment
+    return orjson.dumps([
+        {"SyncID": sid, "RecordType": rtype, "RecordID": keep if stype == "M" else rid, "SyncType": stype,
+         "StoreID": store or "", "KeyFieldID": fields.get(rtype, 1), "mergeIDtokeep": keep or "",
+         "mergeIDtodelete": drop or "",
+         "data": fragment(data) if data is not None and stype in ("I", "U") else _EMPTY_DATA}
+        for sid, rtype, rid, stype, store, keep, drop, data in rows])
 
 
 def acknowledge(session: Session, tenant_id: str, site_id: int, sync_ids: list[str]) -> tuple[int, int]:
