@@ -271,6 +271,32 @@ def clear_queue(session: Session, tenant_id: str, site_id: int) -> int:
 
 # --- queue reads and acks -----------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class SiteProof:
+    """A site row the caller authenticated against without reading it first (web.msupply.auth's
+    claimed_site): a statement given one acts only if the row of (tenant_id, site_id) still has this
+    name, stored hash and bound device, in the statement's own snapshot, and says whether it did."""
+    tenant_id: str
+    site_id: int
+    name: str
+    password_hash: str
+    hardware_id: str
+
+
+_PROOF = """EXISTS (SELECT 1 FROM msupply_sites WHERE tenant_id = {t} AND site_id = {s} AND name = {n}
+                           AND password_hash = {h} AND hardware_id = {hw})"""
+
+
+def _proof(proof: SiteProof | None, style: str) -> tuple[str, dict]:
+    """(SQL boolean, its parameters) for `proof` ("true" without one), in the driver's parameter style
+    ("pyformat") or SQLAlchemy's ("named")."""
+    if proof is None:
+        return "true", {}
+    names = {k: (f"%(pf_{k})s" if style == "pyformat" else f":pf_{k}") for k in ("t", "s", "n", "h", "hw")}
+    return _PROOF.format(**names), {"pf_t": proof.tenant_id, "pf_s": proof.site_id, "pf_n": proof.name,
+                                    "pf_h": proof.password_hash, "pf_hw": proof.hardware_id}
+
+
 def queue_count(session: Session, tenant_id: str, site_id: int) -> int:
     return session.execute(text("SELECT count(*) FROM msupply_queue WHERE tenant_id = :t AND site_id = :s"),
                            {"t": tenant_id, "s": site_id}).scalar_one()
@@ -298,43 +324,56 @@ _EMPTY_DATA = orjson.Fragment(b"{}")
 
 
 def queue_page_json(session: Session, tenant_id: str, site_id: int, *, limit: int, sync_id: str | None = None,
-                    key_fields: dict[str, int] | None = None) -> bytes:
+                    key_fields: dict[str, int] | None = None, proof: SiteProof | None = None) -> bytes | None:
     """`queue_head` as the v2/v3 wire page: a JSON array of {SyncID, RecordType, RecordID, SyncType,
     StoreID, KeyFieldID, mergeIDtokeep, mergeIDtodelete, data}, every key present ("" where a value does
     not apply), a merge naming the kept record, `data` the record's stored JSON for an insert or update
-    and {} otherwise. `key_fields`: KeyFieldID by record type, where it is not 1.
+    and {} otherwise. `key_fields`: KeyFieldID by record type, where it is not 1. With `proof`, the page
+    is read only if the site row proves current (None when it does not).
 
     The rows are read on the session's DBAPI cursor (plain tuples) and written by orjson, each record's
     `data` spliced in as PostgreSQL wrote it (jsonb's text, never parsed here): cheaper for the database
     than building the page there with json_build_object and string_agg, and for the process than rows
     through the ORM's result layer."""
     where = "AND q.sync_id = %(sync_id)s" if sync_id is not None else ""
+    proof_sql, params = _proof(proof, "pyformat")
+    params.update({"t": tenant_id, "s": site_id, "limit": limit, "sync_id": sync_id})
     fields = key_fields or {}
     raw = session.connection().connection.dbapi_connection
     with raw.cursor() as cur:
         cur.execute(f"""
-            SELECT q.sync_id, q.record_type, q.record_id, q.sync_type, q.store_id, q.merge_keep, q.merge_delete,
-                   r.data_text
-              FROM (SELECT * FROM msupply_queue q WHERE q.tenant_id = %(t)s AND q.site_id = %(s)s {where}
-                     ORDER BY q.id LIMIT %(limit)s) q
-              LEFT JOIN LATERAL (SELECT data::text AS data_text FROM records
-                                  WHERE tenant_id = %(t)s AND namespace = '{NAMESPACE}' AND record_key = q.record_key
-                                  LIMIT 1) r ON true  -- a primary-key probe per entry (see queue_head)
-             ORDER BY q.id""", {"t": tenant_id, "s": site_id, "limit": limit, "sync_id": sync_id})
+            SELECT p.proven, x.sync_id, x.record_type, x.record_id, x.sync_type, x.store_id, x.merge_keep,
+                   x.merge_delete, x.data_text
+              FROM (SELECT {proof_sql} AS proven) p
+              LEFT JOIN LATERAL (
+                  SELECT q.id, q.sync_id, q.record_type, q.record_id, q.sync_type, q.store_id, q.merge_keep,
+                         q.merge_delete, r.data_text
+                    FROM (SELECT * FROM msupply_queue q WHERE q.tenant_id = %(t)s AND q.site_id = %(s)s {where}
+                           ORDER BY q.id LIMIT %(limit)s) q
+                    LEFT JOIN LATERAL (SELECT data::text AS data_text FROM records
+                                        WHERE tenant_id = %(t)s AND namespace = '{NAMESPACE}'
+                                          AND record_key = q.record_key
+                                        LIMIT 1) r ON true  -- a primary-key probe per entry (see queue_head)
+              ) x ON p.proven
+             ORDER BY x.id""", params)
         rows = cur.fetchall()
+    if not rows[0][0]:
+        return None
     fragment = orjson.Fragment
     return orjson.dumps([
         {"SyncID": sid, "RecordType": rtype, "RecordID": keep if stype == "M" else rid, "SyncType": stype,
          "StoreID": store or "", "KeyFieldID": fields.get(rtype, 1), "mergeIDtokeep": keep or "",
          "mergeIDtodelete": drop or "",
          "data": fragment(data) if data is not None and stype in ("I", "U") else _EMPTY_DATA}
-        for sid, rtype, rid, stype, store, keep, drop, data in rows])
+        for _, sid, rtype, rid, stype, store, keep, drop, data in rows if sid is not None])
 
 
-def acknowledge(session: Session, tenant_id: str, site_id: int, sync_ids: list[str]) -> tuple[int, int]:
+def acknowledge(session: Session, tenant_id: str, site_id: int, sync_ids: list[str],
+                proof: SiteProof | None = None) -> tuple[int, int] | None:
     """Remove the acknowledged entries (unknown or already-acknowledged ids are ignored) and read the
     version the site has now received everything below (see `received_up_to`).
-    Returns (entries removed, received up to).
+    Returns (entries removed, received up to), or None when `proof` is given and the site row does not
+    prove current (then nothing is removed).
 
     A client acknowledges what it just pulled, the head of its queue: the entries are found by walking
     that many entries of the head in queue order (the primary key, adjacent pages) rather than by one
@@ -343,24 +382,30 @@ def acknowledge(session: Session, tenant_id: str, site_id: int, sync_ids: list[s
     looked up by its SyncID, as before; at worst (stale statistics) that scans the site's own entries
     once, never a join that can turn quadratic."""
     ids = list(dict.fromkeys(sync_ids))
+    proof_sql, params = _proof(proof, "named")
     if not ids:
+        if proof is not None and not session.execute(text(f"SELECT {proof_sql}"), params).scalar():
+            return None
         return 0, received_up_to(session, tenant_id, site_id)
-    params = {"t": tenant_id, "s": site_id, "ids": ids, "window": len(ids)}
-    gone, received = session.execute(text("""
-        WITH head AS MATERIALIZED (
-            SELECT id, sync_id FROM msupply_queue WHERE tenant_id = :t AND site_id = :s ORDER BY id LIMIT :window
+    params.update({"t": tenant_id, "s": site_id, "ids": ids, "window": len(ids)})
+    proven, gone, received = session.execute(text(f"""
+        WITH proof AS MATERIALIZED (SELECT {proof_sql} AS proven), head AS MATERIALIZED (
+            SELECT id, sync_id FROM msupply_queue
+             WHERE tenant_id = :t AND site_id = :s AND (SELECT proven FROM proof) ORDER BY id LIMIT :window
         ), hit AS (
             SELECT head.id FROM head JOIN unnest(CAST(:ids AS text[])) AS a(sync_id) ON a.sync_id = head.sync_id
         ), gone AS (
             DELETE FROM msupply_queue q USING hit WHERE q.tenant_id = :t AND q.site_id = :s AND q.id = hit.id
             RETURNING q.id, q.sync_id
         )
-        SELECT (SELECT COALESCE(array_agg(sync_id), '{}') FROM gone),
+        SELECT (SELECT proven FROM proof), (SELECT COALESCE(array_agg(sync_id), '{{}}') FROM gone),
                COALESCE((SELECT version - 1 FROM msupply_queue
                           WHERE tenant_id = :t AND site_id = :s AND id NOT IN (SELECT id FROM gone)
                           ORDER BY id LIMIT 1),
                         (SELECT value FROM sync_counters WHERE tenant_id = :t), 0)
     """), params).one()
+    if not proven:
+        return None
     removed = len(gone)
     if removed == len(ids):
         return removed, int(received)
