@@ -446,19 +446,18 @@ def seen_sync_ids(session: Session, tenant_id: str, site_id: int, sync_ids: list
 def claim_sync_ids(session: Session, tenant_id: str, site_id: int, sync_ids: list[str], job_id) -> set[str]:
     """Remember these SyncIDs as pushed by this job (in the caller's transaction, so they commit with the
     records they apply) and return those an earlier push job of the site already applied: one INSERT …
-    ON CONFLICT DO NOTHING RETURNING, and a look-up only of the ids it did not insert. An id another job
-    is inserting in a transaction still open waits for that transaction, so the answer is exact."""
+    ON CONFLICT DO NOTHING, and a look-up only when it did not insert them all (a resend). An id another
+    job is inserting in a transaction still open waits for that transaction, so the answer is exact."""
     ids = list(dict.fromkeys(sync_ids))
     if not ids:
         return set()
-    inserted = set(session.execute(text("""
+    inserted = session.execute(text("""
         INSERT INTO msupply_sync_ids (tenant_id, site_id, sync_id, job_id)
         SELECT :t, :s, i, CAST(:job AS uuid) FROM unnest(CAST(:ids AS text[])) AS i
         ON CONFLICT DO NOTHING
-        RETURNING sync_id
-    """), {"t": tenant_id, "s": site_id, "ids": ids, "job": str(job_id)}).scalars())
-    rest = [i for i in ids if i not in inserted]
-    return seen_sync_ids(session, tenant_id, site_id, rest, job_id) if rest else set()
+    """), {"t": tenant_id, "s": site_id, "ids": ids, "job": str(job_id)}).rowcount
+    # the ids this job holds (inserted now, or by an earlier delivery of it) are not "seen"
+    return seen_sync_ids(session, tenant_id, site_id, ids, job_id) if inserted < len(ids) else set()
 
 
 def earlier_unapplied_push(session: Session, tenant_id: str, site_id: int, job_id):
