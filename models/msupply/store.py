@@ -396,9 +396,9 @@ def acknowledge(session: Session, tenant_id: str, site_id: int, sync_ids: list[s
             SELECT head.id FROM head JOIN unnest(CAST(:ids AS text[])) AS a(sync_id) ON a.sync_id = head.sync_id
         ), gone AS (
             DELETE FROM msupply_queue q USING hit WHERE q.tenant_id = :t AND q.site_id = :s AND q.id = hit.id
-            RETURNING q.id, q.sync_id
+            RETURNING q.id
         )
-        SELECT (SELECT proven FROM proof), (SELECT COALESCE(array_agg(sync_id), '{{}}') FROM gone),
+        SELECT (SELECT proven FROM proof), (SELECT count(*) FROM gone),
                COALESCE((SELECT version - 1 FROM msupply_queue
                           WHERE tenant_id = :t AND site_id = :s AND id NOT IN (SELECT id FROM gone)
                           ORDER BY id LIMIT 1),
@@ -406,13 +406,12 @@ def acknowledge(session: Session, tenant_id: str, site_id: int, sync_ids: list[s
     """), params).one()
     if not proven:
         return None
-    removed = len(gone)
-    if removed == len(ids):
-        return removed, int(received)
-    rest = sorted(set(ids) - set(gone))
-    removed += session.execute(text("""
+    if gone == len(ids):
+        return gone, int(received)
+    # what is left of the list (the head's entries are gone already) is found by SyncID
+    removed = gone + session.execute(text("""
         DELETE FROM msupply_queue WHERE tenant_id = :t AND site_id = :s AND sync_id = ANY(CAST(:ids AS text[]))
-    """), {"t": tenant_id, "s": site_id, "ids": rest}).rowcount
+    """), {"t": tenant_id, "s": site_id, "ids": ids}).rowcount
     return removed, received_up_to(session, tenant_id, site_id)
 
 
