@@ -78,22 +78,21 @@ def _blocked(redis_client, counters: list[tuple[str, int]]) -> int:
 
 
 def _look(redis_client, counters: list[tuple[str, int]]) -> tuple[int, list | None]:
-    """(seconds to wait, each counter's count or None), one pipeline; (0, None) when Redis failed."""
+    """(seconds to wait, each counter's count or None); (0, None) when Redis failed. One MGET of the
+    counters (what every login pays), and a TTL only of a counter at its limit (a throttled login)."""
+    keys = [_key(counter) for counter, _ in counters]
     try:
-        pipe = redis_client.pipeline()
-        for counter, _ in counters:
-            pipe.get(_key(counter))
-            pipe.ttl(_key(counter))
-        replies = pipe.execute()
+        counts = redis_client.mget(keys)
+        over = [key for key, count, (_, limit) in zip(keys, counts, counters)
+                if count is not None and int(count) >= limit]
+        ttls = [redis_client.ttl(key) for key in over]
     except Exception as exc:
-        log.warning("throttle check skipped (GET/TTL failed): %s", _what_failed(exc), exc_info=True)
+        log.warning("throttle check skipped (MGET/TTL failed): %s", _what_failed(exc), exc_info=True)
         return 0, None
-    wait = 0
-    for i, (_, limit) in enumerate(counters):
-        count, ttl = replies[2 * i], replies[2 * i + 1]
-        if count is not None and int(count) >= limit:
-            wait = max(wait, int(ttl), 1)
-    return wait, replies[0::2]
+    # a counter at its limit waits out its window (at least a second: one that just expired, or one
+    # left without an expiry, which the next failure repairs)
+    wait = max((max(int(ttl), 1) for ttl in ttls), default=0)
+    return wait, counts
 
 
 def _record(redis_client, counters: list[tuple[str, int]]) -> None:

@@ -271,6 +271,32 @@ def clear_queue(session: Session, tenant_id: str, site_id: int) -> int:
 
 # --- queue reads and acks -----------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class SiteProof:
+    """A site row the caller authenticated against without reading it first (web.msupply.auth's
+    claimed_site): a statement given one acts only if the row of (tenant_id, site_id) still has this
+    name, stored hash and bound device, in the statement's own snapshot, and says whether it did."""
+    tenant_id: str
+    site_id: int
+    name: str
+    password_hash: str
+    hardware_id: str
+
+
+_PROOF = """EXISTS (SELECT 1 FROM msupply_sites WHERE tenant_id = {t} AND site_id = {s} AND name = {n}
+                           AND password_hash = {h} AND hardware_id = {hw})"""
+
+
+def _proof(proof: SiteProof | None, style: str) -> tuple[str, dict]:
+    """(SQL boolean, its parameters) for `proof` ("true" without one), in the driver's parameter style
+    ("pyformat") or SQLAlchemy's ("named")."""
+    if proof is None:
+        return "true", {}
+    names = {k: (f"%(pf_{k})s" if style == "pyformat" else f":pf_{k}") for k in ("t", "s", "n", "h", "hw")}
+    return _PROOF.format(**names), {"pf_t": proof.tenant_id, "pf_s": proof.site_id, "pf_n": proof.name,
+                                    "pf_h": proof.password_hash, "pf_hw": proof.hardware_id}
+
+
 def queue_count(session: Session, tenant_id: str, site_id: int) -> int:
     return session.execute(text("SELECT count(*) FROM msupply_queue WHERE tenant_id = :t AND site_id = :s"),
                            {"t": tenant_id, "s": site_id}).scalar_one()
@@ -294,40 +320,60 @@ def queue_head(session: Session, tenant_id: str, site_id: int, *, limit: int, sy
          ORDER BY q.id"""), {"t": tenant_id, "s": site_id, "limit": limit, "sync_id": sync_id}).all()
 
 
+_EMPTY_DATA = orjson.Fragment(b"{}")
+
+
 def queue_page_json(session: Session, tenant_id: str, site_id: int, *, limit: int, sync_id: str | None = None,
-                    key_fields: dict[str, int] | None = None) -> bytes:
-    """`queue_head` as the v2/v3 wire page, rendered by PostgreSQL in the same statement: a JSON array of
-    {SyncID, RecordType, RecordID, SyncType, StoreID, KeyFieldID, mergeIDtokeep, mergeIDtodelete, data},
-    every key present ("" where a value does not apply), a merge naming the kept record, `data` the
-    record's stored JSON for an insert or update and {} otherwise. `key_fields`: KeyFieldID by record
-    type, where it is not 1."""
-    where = "AND q.sync_id = :sync_id" if sync_id is not None else ""
+                    key_fields: dict[str, int] | None = None, proof: SiteProof | None = None) -> bytes | None:
+    """`queue_head` as the v2/v3 wire page: a JSON array of {SyncID, RecordType, RecordID, SyncType,
+    StoreID, KeyFieldID, mergeIDtokeep, mergeIDtodelete, data}, every key present ("" where a value does
+    not apply), a merge naming the kept record, `data` the record's stored JSON for an insert or update
+    and {} otherwise. `key_fields`: KeyFieldID by record type, where it is not 1. With `proof`, the page
+    is read only if the site row proves current (None when it does not).
+
+    The rows are read on the session's DBAPI cursor (plain tuples) and written by orjson, each record's
+    `data` spliced in as PostgreSQL wrote it (jsonb's text, never parsed here): cheaper for the database
+    than building the page there with json_build_object and string_agg, and for the process than rows
+    through the ORM's result layer."""
+    where = "AND q.sync_id = %(sync_id)s" if sync_id is not None else ""
+    proof_sql, params = _proof(proof, "pyformat")
+    params.update({"t": tenant_id, "s": site_id, "limit": limit, "sync_id": sync_id})
     fields = key_fields or {}
-    text_ = session.execute(text(f"""
-        SELECT string_agg(json_build_object(
-                   'SyncID', q.sync_id, 'RecordType', q.record_type,
-                   'RecordID', CASE WHEN q.sync_type = 'M' THEN q.merge_keep ELSE q.record_id END,
-                   'SyncType', q.sync_type, 'StoreID', COALESCE(q.store_id, ''),
-                   'KeyFieldID', COALESCE(k.key_field, 1),
-                   'mergeIDtokeep', COALESCE(q.merge_keep, ''), 'mergeIDtodelete', COALESCE(q.merge_delete, ''),
-                   'data', CASE WHEN q.sync_type IN ('I', 'U') AND r.data IS NOT NULL THEN r.data
-                                ELSE CAST('{{}}' AS jsonb) END)::text, ',' ORDER BY q.id)
-          FROM (SELECT * FROM msupply_queue q WHERE q.tenant_id = :t AND q.site_id = :s {where}
-                 ORDER BY q.id LIMIT :limit) q
-          LEFT JOIN LATERAL (SELECT data FROM records
-                              WHERE tenant_id = :t AND namespace = '{NAMESPACE}' AND record_key = q.record_key
-                              LIMIT 1) r ON true  -- a primary-key probe per entry (see queue_head)
-          LEFT JOIN unnest(CAST(:kf_types AS text[]), CAST(:kf_numbers AS int[])) AS k(record_type, key_field)
-            ON k.record_type = q.record_type"""),
-                            {"t": tenant_id, "s": site_id, "limit": limit, "sync_id": sync_id,
-                             "kf_types": list(fields), "kf_numbers": list(fields.values())}).scalar()
-    return b"[" + (text_ or "").encode() + b"]"
+    raw = session.connection().connection.dbapi_connection
+    with raw.cursor() as cur:
+        cur.execute(f"""
+            SELECT p.proven, x.sync_id, x.record_type, x.record_id, x.sync_type, x.store_id, x.merge_keep,
+                   x.merge_delete, x.data_text
+              FROM (SELECT {proof_sql} AS proven) p
+              LEFT JOIN LATERAL (
+                  SELECT q.id, q.sync_id, q.record_type, q.record_id, q.sync_type, q.store_id, q.merge_keep,
+                         q.merge_delete, r.data_text
+                    FROM (SELECT * FROM msupply_queue q WHERE q.tenant_id = %(t)s AND q.site_id = %(s)s {where}
+                           ORDER BY q.id LIMIT %(limit)s) q
+                    LEFT JOIN LATERAL (SELECT data::text AS data_text FROM records
+                                        WHERE tenant_id = %(t)s AND namespace = '{NAMESPACE}'
+                                          AND record_key = q.record_key
+                                        LIMIT 1) r ON true  -- a primary-key probe per entry (see queue_head)
+              ) x ON p.proven
+             ORDER BY x.id""", params)
+        rows = cur.fetchall()
+    if not rows[0][0]:
+        return None
+    fragment = orjson.Fragment
+    return orjson.dumps([
+        {"SyncID": sid, "RecordType": rtype, "RecordID": keep if stype == "M" else rid, "SyncType": stype,
+         "StoreID": store or "", "KeyFieldID": fields.get(rtype, 1), "mergeIDtokeep": keep or "",
+         "mergeIDtodelete": drop or "",
+         "data": fragment(data) if data is not None and stype in ("I", "U") else _EMPTY_DATA}
+        for _, sid, rtype, rid, stype, store, keep, drop, data in rows if sid is not None])
 
 
-def acknowledge(session: Session, tenant_id: str, site_id: int, sync_ids: list[str]) -> tuple[int, int]:
+def acknowledge(session: Session, tenant_id: str, site_id: int, sync_ids: list[str],
+                proof: SiteProof | None = None) -> tuple[int, int] | None:
     """Remove the acknowledged entries (unknown or already-acknowledged ids are ignored) and read the
     version the site has now received everything below (see `received_up_to`).
-    Returns (entries removed, received up to).
+    Returns (entries removed, received up to), or None when `proof` is given and the site row does not
+    prove current (then nothing is removed).
 
     A client acknowledges what it just pulled, the head of its queue: the entries are found by walking
     that many entries of the head in queue order (the primary key, adjacent pages) rather than by one
@@ -336,31 +382,36 @@ def acknowledge(session: Session, tenant_id: str, site_id: int, sync_ids: list[s
     looked up by its SyncID, as before; at worst (stale statistics) that scans the site's own entries
     once, never a join that can turn quadratic."""
     ids = list(dict.fromkeys(sync_ids))
+    proof_sql, params = _proof(proof, "named")
     if not ids:
+        if proof is not None and not session.execute(text(f"SELECT {proof_sql}"), params).scalar():
+            return None
         return 0, received_up_to(session, tenant_id, site_id)
-    params = {"t": tenant_id, "s": site_id, "ids": ids, "window": len(ids)}
-    gone, received = session.execute(text("""
-        WITH head AS MATERIALIZED (
-            SELECT id, sync_id FROM msupply_queue WHERE tenant_id = :t AND site_id = :s ORDER BY id LIMIT :window
+    params.update({"t": tenant_id, "s": site_id, "ids": ids, "window": len(ids)})
+    proven, gone, received = session.execute(text(f"""
+        WITH proof AS MATERIALIZED (SELECT {proof_sql} AS proven), head AS MATERIALIZED (
+            SELECT id, sync_id FROM msupply_queue
+             WHERE tenant_id = :t AND site_id = :s AND (SELECT proven FROM proof) ORDER BY id LIMIT :window
         ), hit AS (
             SELECT head.id FROM head JOIN unnest(CAST(:ids AS text[])) AS a(sync_id) ON a.sync_id = head.sync_id
         ), gone AS (
             DELETE FROM msupply_queue q USING hit WHERE q.tenant_id = :t AND q.site_id = :s AND q.id = hit.id
-            RETURNING q.id, q.sync_id
+            RETURNING q.id
         )
-        SELECT (SELECT COALESCE(array_agg(sync_id), '{}') FROM gone),
+        SELECT (SELECT proven FROM proof), (SELECT count(*) FROM gone),
                COALESCE((SELECT version - 1 FROM msupply_queue
                           WHERE tenant_id = :t AND site_id = :s AND id NOT IN (SELECT id FROM gone)
                           ORDER BY id LIMIT 1),
                         (SELECT value FROM sync_counters WHERE tenant_id = :t), 0)
     """), params).one()
-    removed = len(gone)
-    if removed == len(ids):
-        return removed, int(received)
-    rest = sorted(set(ids) - set(gone))
-    removed += session.execute(text("""
+    if not proven:
+        return None
+    if gone == len(ids):
+        return gone, int(received)
+    # what is left of the list (the head's entries are gone already) is found by SyncID
+    removed = gone + session.execute(text("""
         DELETE FROM msupply_queue WHERE tenant_id = :t AND site_id = :s AND sync_id = ANY(CAST(:ids AS text[]))
-    """), {"t": tenant_id, "s": site_id, "ids": rest}).rowcount
+    """), {"t": tenant_id, "s": site_id, "ids": ids}).rowcount
     return removed, received_up_to(session, tenant_id, site_id)
 
 
@@ -394,19 +445,18 @@ def seen_sync_ids(session: Session, tenant_id: str, site_id: int, sync_ids: list
 def claim_sync_ids(session: Session, tenant_id: str, site_id: int, sync_ids: list[str], job_id) -> set[str]:
     """Remember these SyncIDs as pushed by this job (in the caller's transaction, so they commit with the
     records they apply) and return those an earlier push job of the site already applied: one INSERT …
-    ON CONFLICT DO NOTHING RETURNING, and a look-up only of the ids it did not insert. An id another job
-    is inserting in a transaction still open waits for that transaction, so the answer is exact."""
+    ON CONFLICT DO NOTHING, and a look-up only when it did not insert them all (a resend). An id another
+    job is inserting in a transaction still open waits for that transaction, so the answer is exact."""
     ids = list(dict.fromkeys(sync_ids))
     if not ids:
         return set()
-    inserted = set(session.execute(text("""
+    inserted = session.execute(text("""
         INSERT INTO msupply_sync_ids (tenant_id, site_id, sync_id, job_id)
         SELECT :t, :s, i, CAST(:job AS uuid) FROM unnest(CAST(:ids AS text[])) AS i
         ON CONFLICT DO NOTHING
-        RETURNING sync_id
-    """), {"t": tenant_id, "s": site_id, "ids": ids, "job": str(job_id)}).scalars())
-    rest = [i for i in ids if i not in inserted]
-    return seen_sync_ids(session, tenant_id, site_id, rest, job_id) if rest else set()
+    """), {"t": tenant_id, "s": site_id, "ids": ids, "job": str(job_id)}).rowcount
+    # the ids this job holds (inserted now, or by an earlier delivery of it) are not "seen"
+    return seen_sync_ids(session, tenant_id, site_id, ids, job_id) if inserted < len(ids) else set()
 
 
 def earlier_unapplied_push(session: Session, tenant_id: str, site_id: int, job_id):

@@ -7,7 +7,14 @@ A satellite sends its credentials with every request, and checking them is a slo
 design: ~0.25 s at the default cost). A successful check is remembered in the process for
 VERIFIED_SECONDS as an HMAC of (site, stored hash, what was sent) under the server's secret, never the
 password itself; a password change alters the stored hash and so misses the memory. The throttle still
-applies to every request."""
+applies to every request.
+
+The queue reads and acks (the pull loop: a page and an ack per round) may take the site from the
+process's memory of the last site row read for that name (`claimed_site`) instead of reading it first:
+the credentials and the device are checked against that row as usual, and the page or ack statement
+itself proves the row is still current (models.msupply.store.SiteProof, evaluated in that statement),
+so a stale row (a changed password, a reset device, a deleted or renamed site) is never acted on: the
+statement then does nothing and the request is authenticated afresh."""
 from __future__ import annotations
 
 import base64
@@ -22,6 +29,7 @@ from flask import request
 
 from models.msupply import SERVER_SITE_ID
 from models.msupply import store as msupply
+from models.msupply.store import SiteProof
 from models.tables import User
 from models.users import USERNAME_MAX, burn_time, get_by_username
 from web import context, db, throttle
@@ -42,6 +50,46 @@ def _proof(site: msupply.Site, sent: str, allow_plain: bool) -> bytes:
     secret = context.settings().jwt_secret.encode()
     message = "\x00".join((site.tenant_id, str(site.site_id), site.password_hash, str(allow_plain), sent))
     return hmac.new(secret, message.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+
+
+# name -> the site row last read for it (a claim only: every use is proven in the statement it serves)
+_claims: TTLCache = TTLCache(maxsize=20_000, ttl=VERIFIED_SECONDS)
+
+
+def _remember(site: msupply.Site) -> None:
+    if site.hardware_id is not None:  # an unbound site binds on its next request: read it afresh
+        with _verified_lock:
+            _claims[site.name] = site
+
+
+def _forget(name: str) -> None:
+    with _verified_lock:
+        _claims.pop(name, None)
+
+
+def claimed_site(version: int) -> tuple[msupply.Site, SiteProof | None]:
+    """`authenticate_site`, with the site row taken from memory when there is one: (site, the proof the
+    caller's statement must check), or (site, None) when the row was read afresh. Anything but a full
+    success with the remembered row (another password, another device) is decided afresh."""
+    name, password = _basic()
+    with _verified_lock:
+        site = _claims.get(name)
+    if site is None:
+        return authenticate_site(version), None
+    account = f"site:{name}"
+    had_failures = _throttled(account)
+    sent = clean_text(request.headers.get(HARDWARE_HEADER, "").strip(), HARDWARE_HEADER, 256, required=False) or ""
+    if sent != site.hardware_id or not _password_ok(site, password, allow_plain=version == 1):
+        _forget(name)
+        return authenticate_site(version), None
+    _succeeded(account, had_failures)
+    return site, SiteProof(site.tenant_id, site.site_id, site.name, site.password_hash, site.hardware_id)
+
+
+def stale_claim(site: msupply.Site, version: int) -> msupply.Site:
+    """The claimed row did not prove current: forget it and authenticate afresh (401 / 409 / 429)."""
+    _forget(site.name)
+    return authenticate_site(version)
 
 
 def _password_ok(site: msupply.Site, sent: str, *, allow_plain: bool) -> bool:
@@ -109,6 +157,7 @@ def authenticate_site(version: int) -> msupply.Site:
         raise Unauthorized(BAD_CREDENTIALS)
     _succeeded(account, had_failures)
     _check_hardware(session, site)
+    _remember(site)
     return site
 
 

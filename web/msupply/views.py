@@ -3,7 +3,7 @@ queued_records (count, pull, push), acknowledged_records, initial_dump, site and
 from __future__ import annotations
 
 import orjson
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 from models.engine import get_record
 from models.msupply import NAMESPACE, SERVER_SITE_ID
@@ -13,7 +13,7 @@ from web.errors import BadRequest
 from web.inputs import query_text
 from web.jsonbody import read_json
 from web.msupply import wire
-from web.msupply.auth import authenticate_site, authenticate_user, check_route
+from web.msupply.auth import authenticate_site, authenticate_user, check_route, claimed_site, stale_claim
 from web.msupply.envelope import json_response
 from workers.api import wait_for_end
 from workers.msupply.jobs import start_initial_dump, submit_push
@@ -27,11 +27,34 @@ def _v1map():
     return current_app.extensions["msupply_v1map"]
 
 
+def _seen(site: msupply.Site, activity: str, **counts) -> None:
+    # a device is its site (one satellite server)
+    devices.seen(dialect="msupply", tenant_id=site.tenant_id, client_id=site.name, activity=activity,
+                 app_version=devices.header("app-version", "msupply-app-version"), **counts)
+
+
 def _site(version: int, activity: str | None = None) -> msupply.Site:
-    site = authenticate_site(version)
-    if activity is not None:  # a device is its site (one satellite server)
-        devices.seen(dialect="msupply", tenant_id=site.tenant_id, client_id=site.name, activity=activity,
-                     app_version=devices.header("app-version", "msupply-app-version"))
+    return _site_of(authenticate_site(version), activity)
+
+
+def _claimed(version: int, activity: str | None = None):
+    """`_site` for the pull loop's page and ack: (site, the proof its statement checks), the site row
+    possibly remembered (web.msupply.auth.claimed_site); v1 reads it afresh."""
+    if version == 1:
+        return _site(version, activity), None
+    site, proof = claimed_site(version)
+    return _site_of(site, activity), proof
+
+
+def _afresh(site: msupply.Site, version: int, activity: str | None = None) -> msupply.Site:
+    """The remembered site row did not prove current: authenticate afresh (401 / 409 / 429 as usual)."""
+    g.pop("fieldsync_device", None)  # noted for the claim; noted again once authenticated
+    return _site_of(stale_claim(site, version), activity)
+
+
+def _site_of(site: msupply.Site, activity: str | None) -> msupply.Site:
+    if activity is not None:
+        _seen(site, activity)
     check_route(site)
     return site
 
@@ -46,7 +69,7 @@ def count(version: int):
 @bp.get("/queued_records")
 @db.autocommit
 def pull(version: int):
-    site = _site(version, "pull")
+    site, proof = _claimed(version, "pull")
     limit = wire.parse_limit(request.args.get("limit"))
     sync_id = query_text("sync_id", wire.MAX_SYNC_ID)
     limit = 1 if sync_id else limit
@@ -55,19 +78,26 @@ def pull(version: int):
         rows = msupply.queue_head(db.session(), site.tenant_id, site.site_id, limit=limit, sync_id=sync_id)
         return Response(wire.pulled_page(rows, version, mapping), mimetype="application/json")
     page = msupply.queue_page_json(db.session(), site.tenant_id, site.site_id, limit=limit, sync_id=sync_id,
-                                   key_fields=mapping.key_fields())
+                                   key_fields=mapping.key_fields(), proof=proof)
+    if page is None:  # the remembered site row is stale
+        site = _afresh(site, version, "pull")
+        page = msupply.queue_page_json(db.session(), site.tenant_id, site.site_id, limit=limit, sync_id=sync_id,
+                                       key_fields=mapping.key_fields())
     return Response(page, mimetype="application/json")
 
 
 @bp.post("/acknowledged_records")
 @db.autocommit
 def acknowledge(version: int):
-    site = _site(version)
+    site, proof = _claimed(version)
     ids = wire.ack_ids(read_json())
     session = db.session()
-    removed, received = msupply.acknowledge(session, site.tenant_id, site.site_id, ids)
-    devices.seen(dialect="msupply", tenant_id=site.tenant_id, client_id=site.name, activity="ack",
-                 app_version=devices.header("app-version", "msupply-app-version"), pulled_version=received)
+    done = msupply.acknowledge(session, site.tenant_id, site.site_id, ids, proof=proof)
+    if done is None:  # the remembered site row is stale: nothing was removed
+        site = _afresh(site, version)
+        done = msupply.acknowledge(session, site.tenant_id, site.site_id, ids)
+    removed, received = done
+    _seen(site, "ack", pulled_version=received)
     db.commit()
     return json_response({"acknowledged": removed})
 

@@ -123,13 +123,24 @@ def ack_ids(body) -> list[str]:
             ids = body["acknowledged_records"].get("ItemFields")
     if not isinstance(ids, list):
         raise BadRequest('expected {"SyncRecordIDs": [...]} or an array of SyncIDs')
-    out = []
-    for item in ids:
-        if isinstance(item, dict):
-            item = item.get("SyncID")
-        if isinstance(item, str) and item:
-            out.append(clean_text(item, "SyncID", MAX_SYNC_ID))
-    return out
+    out = [item for item in (i.get("SyncID") if isinstance(i, dict) else i for i in ids)
+           if isinstance(item, str) and item]
+    if _all_clean(out):  # the whole list checked at once (a page's worth of ids)
+        return out
+    return [clean_text(item, "SyncID", MAX_SYNC_ID) for item in out]  # names the first bad one
+
+
+def _all_clean(ids: list[str]) -> bool:
+    """Every id as clean_text would take it: none blank or longer than MAX_SYNC_ID, no NUL, no lone
+    surrogate."""
+    joined = "".join(ids)
+    if "\x00" in joined or any(len(i) > MAX_SYNC_ID or i.isspace() for i in ids):
+        return False
+    try:
+        joined.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_limit(raw: str | None) -> int:

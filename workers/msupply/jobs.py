@@ -15,7 +15,7 @@ from itertools import islice
 import ijson
 
 from models.blobs import save_bytes
-from models.engine import MAX_KEY_LENGTH, MAX_TYPE_LENGTH, Incoming, apply_chunk, current_version
+from models.engine import MAX_KEY_LENGTH, MAX_TYPE_LENGTH, Incoming, apply_chunk, current_version, stage_text
 from models.msupply import INITIAL_DUMP, NAMESPACE, PUSH
 from models.msupply import store as msupply
 from workers.api import keeps_inline, open_payload, submit_job
@@ -149,9 +149,16 @@ def _payload(ctx):
 
 def _parsed(ctx) -> list[tuple[int, object, Incoming | Rejected]]:
     """(position, record, parsed) for each record the job has still to apply (past its checkpoint).
-    Parsing and validation need nothing from the database, so they run before the job waits its turn."""
-    return [(position, raw, parse_record(position, raw)) for position, raw in _payload(ctx)
-            if position >= ctx.job.checkpoint]
+    Parsing, validation and staging need nothing from the database, so they run before the job waits its
+    turn."""
+    parsed = [(position, raw, parse_record(position, raw)) for position, raw in _payload(ctx)
+              if position >= ctx.job.checkpoint]
+    # Each record's staging row (its COPY text and content hash) is built here too, so the apply, which
+    # waits for the site's earlier pushes, only joins the rows.
+    for _, _, item in parsed:
+        if isinstance(item, Incoming):
+            item.staged = stage_text(item)
+    return parsed
 
 
 def _push_items(parsed: list, sync_by_position: dict):

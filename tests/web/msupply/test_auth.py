@@ -173,3 +173,48 @@ def test_a_verified_password_is_not_hashed_again_until_it_changes(client, sessio
     session.commit()
     assert_error(client.get("/sync/v3/site", headers=headers(site.name)), 401)  # the old proof no longer matches
     assert client.get("/sync/v3/site", headers=headers(site.name, "changed-pw")).status_code == 200
+
+
+def _pull_status(client, name, password, hardware="device-1"):
+    return client.get(f"/sync/v3/queued_records?{route(4, limit=10)}",
+                      headers=headers(name, password, hardware=hardware))
+
+
+def _ack(client, name, password, ids, hardware="device-1"):
+    return client.post(f"/sync/v3/acknowledged_records?{route(4)}", json={"SyncRecordIDs": ids},
+                       headers=headers(name, password, hardware=hardware))
+
+
+def test_the_pull_loop_never_acts_on_a_remembered_site_row_that_is_stale(client, session, tenant):
+    """The page and the ack may take the site row from the process's memory: a password changed, a
+    device reset or a site removed since it was read is still refused at once, and a stale ack removes
+    nothing."""
+    from models.msupply import store as msupply
+    from tests.web.msupply.helpers import put
+    site = make_site(session, tenant=tenant, site_id=4)
+    put(session, tenant, [("item", f"I{i}", {"ID": f"I{i}"}) for i in range(3)])
+    page = _pull_status(client, site.name, PASSWORD)
+    assert page.status_code == 200 and len(page.get_json()) == 3  # the row is now remembered
+    ids = [r["SyncID"] for r in page.get_json()]
+
+    row = msupply.get_site(session, tenant, 4)
+    msupply.update_site(session, row, password="changed", rounds=4)
+    session.commit()
+    assert_error(_pull_status(client, site.name, PASSWORD), 401)
+    assert_error(_ack(client, site.name, PASSWORD, ids), 401)
+    assert msupply.queue_count(session, tenant, 4) == 3
+    assert len(_pull_status(client, site.name, "changed").get_json()) == 3
+
+    msupply.reset_hardware(session, msupply.get_site(session, tenant, 4))
+    session.commit()
+    assert _ack(client, site.name, "changed", ids[:1], hardware="device-2").status_code == 200  # binds afresh
+    assert msupply.queue_count(session, tenant, 4) == 2
+    assert_error(_pull_status(client, site.name, "changed"), 409)  # the old device is refused
+    assert_error(_ack(client, site.name, "changed", ids[1:]), 409)
+    assert msupply.queue_count(session, tenant, 4) == 2
+
+    assert len(_pull_status(client, site.name, "changed", hardware="device-2").get_json()) == 2
+    msupply.delete_site(session, msupply.get_site(session, tenant, 4))
+    session.commit()
+    assert_error(_pull_status(client, site.name, "changed", hardware="device-2"), 401)
+    assert_error(_ack(client, site.name, "changed", ids[1:], hardware="device-2"), 401)
