@@ -180,10 +180,7 @@ _APPLIED_CTE = """, applied AS (
 )"""
 
 _MERGE = """
-WITH src AS (
-    -- the last occurrence of a key within the chunk wins
-    SELECT DISTINCT ON (record_key) * FROM fs_stage ORDER BY record_key, ord DESC
-), old AS MATERIALIZED (
+WITH {src}, old AS MATERIALIZED (
     -- LATERAL keeps this a primary-key lookup per staged row even while the table's statistics are stale
     SELECT r.record_key, r.content_hash, r.version, r.origin, r.data, r.record_type, r.deleted
       FROM src s CROSS JOIN LATERAL (
@@ -220,15 +217,28 @@ WITH src AS (
     RETURNING 1
 )
 -- (data-modifying CTEs run once whether or not this SELECT reads them)
-SELECT s.position, s.record_key, up.version AS new_version, old.version AS old_version, old.origin AS old_origin,
+{answer}
+"""
+# What became of each staged record, in input order.
+_ANSWER_ROWS = """SELECT s.position, s.record_key, up.version AS new_version, old.version AS old_version,
+       old.origin AS old_origin,
        -- the overwritten server copy, kept only where it may be the loser of a conflict
        CASE WHEN old.version > :since THEN old.content_hash END AS old_hash,
        CASE WHEN old.version > :since THEN old.data::text END AS old_data_text
   FROM fs_stage s
   LEFT JOIN up ON up.record_key = s.record_key
   LEFT JOIN old ON old.record_key = s.record_key
- ORDER BY s.ord
-"""
+ ORDER BY s.ord"""
+
+# The last occurrence of a key within the chunk wins; a chunk whose keys are all distinct (known before it
+# is sent) reads the staged rows as they are, without the sort.
+_SRC_LAST = """src AS (
+    SELECT DISTINCT ON (record_key) * FROM fs_stage ORDER BY record_key, ord DESC
+)"""
+_SRC_DISTINCT = "src AS NOT MATERIALIZED (SELECT * FROM fs_stage)"
+# With distinct keys and no conflicts to find, the versions alone say what happened: each record's
+# version is base + its ord + 1, and a record without one was a duplicate.
+_ANSWER_VERSIONS = "SELECT up.version AS new_version FROM up"
 
 
 # Creates the tenant's counter row when it has none and locks it either way, in one round trip. The merge
@@ -255,13 +265,20 @@ def apply_chunk(session: Session, *, tenant_id: str, namespace: str, records: li
     if not records:
         return result
     _stage(session, records, with_applied=bool(hooks))
+    distinct = len({rec.key for rec in records}) == len(records)
+    versions_only = distinct and client_since is None
     base = session.execute(text(_LOCK_COUNTER), {"t": tenant_id}).scalar_one()
-    merge = _MERGE.replace("{applied}", _APPLIED_CTE if hooks else "")
+    merge = (_MERGE.replace("{applied}", _APPLIED_CTE if hooks else "")
+             .replace("{src}", _SRC_DISTINCT if distinct else _SRC_LAST)
+             .replace("{answer}", _ANSWER_VERSIONS if versions_only else _ANSWER_ROWS))
     rows = session.execute(text(merge), {
         "tenant": tenant_id, "ns": namespace, "origin": origin, "actor": actor, "base": base,
         "transmission": transmission, "job": None if job_id is None else str(job_id),
         "since": client_since if client_since is not None else 2 ** 62, "n": len(records),
     }).all()
+    if versions_only:
+        return _versions_result(session, records, base, sorted(row.new_version for row in rows), tenant_id,
+                                namespace, origin, job_id, hooks)
     winners: dict[str, int] = {}
     for row in rows:
         if row.new_version is not None:
@@ -291,6 +308,22 @@ def apply_chunk(session: Session, *, tenant_id: str, namespace: str, records: li
     if conflicts_to_keep:
         _keep_conflicts(session, tenant_id, namespace, conflicts_to_keep, client_since, job_id, origin)
     if winners:
+        for hook in hooks:
+            hook(session, tenant_id, namespace, origin, job_id)
+    return result
+
+
+def _versions_result(session, records, base, versions, tenant_id, namespace, origin, job_id, hooks) -> ApplyResult:
+    """The result of a chunk of distinct keys, from the versions given out (record `ord` got base + ord + 1)."""
+    result = ApplyResult()
+    changed = set()
+    for version in versions:
+        ord_ = version - base - 1
+        changed.add(ord_)
+        result.accepted.append((records[ord_].position, records[ord_].key, version))
+    result.duplicates = [(rec.position, rec.key) for ord_, rec in enumerate(records) if ord_ not in changed]
+    if versions:
+        result.max_version = versions[-1]
         for hook in hooks:
             hook(session, tenant_id, namespace, origin, job_id)
     return result
