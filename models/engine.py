@@ -44,6 +44,7 @@ class ApplyResult:
     duplicates: list[tuple[int, str]] = field(default_factory=list)       # unchanged content
     conflicts: list[tuple[int, str, int]] = field(default_factory=list)   # (position, key, server version)
     max_version: int | None = None
+    copied: bool = False  # the chunk was COPYed straight into records (apply_chunk's `direct`)
 
 
 # hook(session, tenant_id, namespace, origin, job_id), run inside the apply transaction after the merge.
@@ -253,20 +254,29 @@ _LOCK_COUNTER = """
 
 def apply_chunk(session: Session, *, tenant_id: str, namespace: str, records: list[Incoming],
                 actor: str | None = None, origin: str | None = None, transmission: str | None = None,
-                job_id=None, client_since: int | None = None, hooks: Sequence[AfterApply] = ()) -> ApplyResult:
+                job_id=None, client_since: int | None = None, hooks: Sequence[AfterApply] = (),
+                direct: bool = False) -> ApplyResult:
     """Upsert a chunk in one statement. The caller commits (that releases the counter lock).
     `client_since`: the version the client last pulled, when the dialect knows it; a record changed on
     the server after it by someone else is a conflict (last writer wins; the loser is kept).
     `hooks`: the namespace's after-apply hooks (models.dialects.after_apply_hooks). While they run, the
     temp table `fs_applied(record_key, record_type, version, deleted, data, meta, old_data, inserted)`
     holds the rows this chunk changed (so fan-out can be one INSERT … SELECT); it is filled only when
-    there are hooks to read it."""
+    there are hooks to read it.
+    `direct`: for a bulk load of mostly new keys (see _copy_direct); the result's `copied` says whether
+    the chunk went that way."""
     result = ApplyResult()
     if not records:
         return result
-    _stage(session, records, with_applied=bool(hooks))
     distinct = len({rec.key for rec in records}) == len(records)
     versions_only = distinct and client_since is None
+    if direct and versions_only and not hooks:
+        copied = _copy_direct(session, tenant_id, namespace, records, actor, origin, transmission, job_id)
+        if copied is not None:
+            return copied
+        _stage(session, records, with_applied=False)  # a key exists: the merge below (the lock is held)
+    else:
+        _stage(session, records, with_applied=bool(hooks))
     base = session.execute(text(_LOCK_COUNTER), {"t": tenant_id}).scalar_one()
     merge = (_MERGE.replace("{applied}", _APPLIED_CTE if hooks else "")
              .replace("{src}", _SRC_DISTINCT if distinct else _SRC_LAST)
@@ -310,6 +320,70 @@ def apply_chunk(session: Session, *, tenant_id: str, namespace: str, records: li
     if winners:
         for hook in hooks:
             hook(session, tenant_id, namespace, origin, job_id)
+    return result
+
+
+# The counter locked (as _LOCK_COUNTER), then, in a statement of its own so that it sees everything
+# committed before the lock was granted (one round trip all the same): the counter, the transaction's
+# time as text, and whether any of the keys exists.
+_LOCK_AND_LOOK = _LOCK_COUNTER + """;
+    SELECT c.value, now()::text AS now, EXISTS (
+           SELECT 1 FROM unnest(CAST(:keys AS text[])) AS k(key) CROSS JOIN LATERAL (
+                  SELECT 1 FROM records WHERE tenant_id = :t AND namespace = :ns AND record_key = k.key LIMIT 1) r
+           ) AS found
+      FROM sync_counters c WHERE c.tenant_id = :t
+"""
+
+
+def _array_text(values: list[str]) -> str:
+    """A text[] literal of the values (one parameter, read by the array parser; a list would be sent as
+    an ARRAY of as many constants for the server to parse)."""
+    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+
+
+_COPY_RECORDS = ("COPY records (version, record_key, record_type, schema_version, data, meta, content_hash, deleted, "
+                 "geolocation, created_at, tenant_id, namespace, origin, updated_at, created_by, updated_by) FROM STDIN")
+_COPY_CHANGES = ("COPY record_changes (version, record_key, record_type, new_hash, deleted, tenant_id, namespace, "
+                 "actor, transmission, job_id) FROM STDIN")
+
+
+def _copy_direct(session, tenant_id, namespace, records, actor, origin, transmission, job_id) -> ApplyResult | None:
+    """Apply a chunk of distinct keys none of which the namespace has yet by COPYing it straight into
+    `records` and `record_changes` (no staging table, no merge); None, with the counter locked, when a
+    key exists (the caller merges). Every write to `records` holds the tenant's counter row, so what the
+    look-up finds under that lock stays true until this transaction commits."""
+    base, now, found = session.execute(text(_LOCK_AND_LOOK), {
+        "t": tenant_id, "ns": namespace, "keys": _array_text([rec.key for rec in records])}).one()
+    if found:
+        return None
+
+    def copy_text(value) -> str:
+        return "\\N" if value is None else _copy_text(str(value))
+    tail = "\t".join((copy_text(tenant_id), copy_text(namespace), copy_text(origin), now, copy_text(actor),
+                      copy_text(actor)))
+    change_tail = "\t".join((copy_text(tenant_id), copy_text(namespace), copy_text(actor), copy_text(transmission),
+                             copy_text(job_id)))
+    rows, changes = [], []
+    for ord_, rec in enumerate(records):
+        # the staged row: position, key, type, schema version, data, meta, hash, deleted, geolocation, created
+        fields = (rec.staged if rec.staged is not None else stage_text(rec)).split("\t")
+        if fields[9] == "\\N":
+            fields[9] = now  # as the merge's COALESCE(created_at, now())
+        version = str(base + ord_ + 1)
+        fields[0] = version
+        rows.append("\t".join(fields) + "\t" + tail)
+        changes.append("\t".join((version, fields[1], fields[2], fields[6], fields[7], change_tail)))
+    rows.append("")
+    changes.append("")
+    import io
+    with session.connection().connection.dbapi_connection.cursor() as cur:
+        cur.copy_expert(_COPY_RECORDS, io.BytesIO("\n".join(rows).encode()), size=COPY_BLOCK)
+        cur.copy_expert(_COPY_CHANGES, io.BytesIO("\n".join(changes).encode()), size=COPY_BLOCK)
+    session.execute(text("UPDATE sync_counters SET value = :v WHERE tenant_id = :t"),
+                    {"v": base + len(records), "t": tenant_id})
+    result = ApplyResult(copied=True)
+    result.accepted = [(rec.position, rec.key, base + ord_ + 1) for ord_, rec in enumerate(records)]
+    result.max_version = base + len(records)
     return result
 
 
