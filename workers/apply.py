@@ -37,20 +37,25 @@ EndHook = Callable[[object, dict], None]
 def run_apply(ctx, items: Iterable[Incoming | Rejected], *, namespace: str, origin: str | None,
               transmission: str | None = None, client_since: int | None = None, total: int | None = None,
               on_chunk: ChunkHook | None = None, on_end: EndHook | None = None,
-              before_apply: Callable[[object, list], None] | None = None) -> dict:
+              before_apply: Callable[[object, list], None] | None = None, chunk_size: int | None = None,
+              direct: bool = False) -> dict:
     """Returns the job's counts. `on_chunk(session, records, result, rejected)` runs inside each chunk's
     transaction (e.g. to write a dialect's own side tables); `before_apply(session, records)` too, but
     before the apply takes the tenant's counter lock (writes that need no version: they then do not
     lengthen the time the lock is held). `on_end(session, counts)` runs once, inside the last chunk's
     transaction (or one of its own when nothing was left to apply), after its progress: a pipeline
-    stores its answer and ends the job there (ctx.finish), so a push of one chunk commits once."""
+    stores its answer and ends the job there (ctx.finish), so a push of one chunk commits once.
+    `chunk_size`: items per chunk, when the pipeline wants other than the configured CHUNK_SIZE.
+    `direct`: a bulk load of mostly new keys: chunks are COPYed straight into the records while they turn
+    out to be all new (models.engine.apply_chunk's `direct`); after the first that is not, they merge."""
     counts = {key: int(ctx.counts.get(key, 0)) for key in COUNT_KEYS}
     counts["max_version"] = ctx.counts.get("max_version")
     start = ctx.job.checkpoint
-    chunk_size = ctx.settings.chunk_size
+    chunk_size = chunk_size or ctx.settings.chunk_size
     pending: list[Incoming] = []
     rejected: list[Rejected] = []
     last_position = start - 1
+    copying = [direct]
 
     def flush(last: bool = False) -> bool:
         nonlocal pending, rejected
@@ -63,7 +68,9 @@ def run_apply(ctx, items: Iterable[Incoming | Rejected], *, namespace: str, orig
                 before_apply(session, pending)
             result = apply_chunk(session, tenant_id=ctx.job.tenant_id, namespace=namespace, records=pending,
                                  actor=ctx.job.created_by, origin=origin, transmission=transmission,
-                                 job_id=ctx.job.id, client_since=client_since, hooks=ctx.hooks(namespace))
+                                 job_id=ctx.job.id, client_since=client_since, hooks=ctx.hooks(namespace),
+                                 direct=copying[0])
+            copying[0] = copying[0] and result.copied
             if on_chunk is not None:
                 on_chunk(session, pending, result, rejected)
             counts["accepted"] += len(result.accepted)
