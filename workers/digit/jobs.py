@@ -190,14 +190,15 @@ def run_sync_file(ctx) -> dict:
                       for p in layout["parts"]]}
 
 
-BIG_FILE_CHUNKS = 200    # a big file is applied in about this many chunks …
-MAX_CHUNK = 4000         # … of at most this many entities
+BIG_FILE_CHUNKS = 50     # a file is applied in at least this many chunks …
+MAX_CHUNK = 2000         # … of at most this many entities (more than CHUNK_SIZE only for a big file)
 
 
 def chunk_size(configured: int, total: int) -> int:
     """Entities per chunk for a file of `total`: the configured size, larger for a big file (fewer
-    statements, round trips and commits per entity) up to MAX_CHUNK, so progress still moves every few
-    thousand entities and a chunk held in memory stays a few megabytes of staging rows."""
+    statements, round trips and commits per entity) up to MAX_CHUNK, so progress still moves every
+    couple of thousand entities and what a worker holds (a chunk of staging rows and the next one read
+    ahead) is the same few megabytes for a file of 100,000 entities or of millions."""
     return max(configured, min(MAX_CHUNK, total // BIG_FILE_CHUNKS))
 
 
