@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import orjson
+import psycopg2.errors
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -323,22 +324,8 @@ def apply_chunk(session: Session, *, tenant_id: str, namespace: str, records: li
     return result
 
 
-# The counter locked (as _LOCK_COUNTER), then, in a statement of its own so that it sees everything
-# committed before the lock was granted (one round trip all the same): the counter, the transaction's
-# time as text, and whether any of the keys exists.
-_LOCK_AND_LOOK = _LOCK_COUNTER + """;
-    SELECT c.value, now()::text AS now, EXISTS (
-           SELECT 1 FROM unnest(CAST(:keys AS text[])) AS k(key) CROSS JOIN LATERAL (
-                  SELECT 1 FROM records WHERE tenant_id = :t AND namespace = :ns AND record_key = k.key LIMIT 1) r
-           ) AS found
-      FROM sync_counters c WHERE c.tenant_id = :t
-"""
-
-
-def _array_text(values: list[str]) -> str:
-    """A text[] literal of the values (one parameter, read by the array parser; a list would be sent as
-    an ARRAY of as many constants for the server to parse)."""
-    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+# The counter locked (as _LOCK_COUNTER), with the transaction's time as text.
+_LOCK_COUNTER_NOW = _LOCK_COUNTER.replace("RETURNING value", "RETURNING value, now()::text AS now")
 
 
 _COPY_RECORDS = ("COPY records (version, record_key, record_type, schema_version, data, meta, content_hash, deleted, "
@@ -350,12 +337,9 @@ _COPY_CHANGES = ("COPY record_changes (version, record_key, record_type, new_has
 def _copy_direct(session, tenant_id, namespace, records, actor, origin, transmission, job_id) -> ApplyResult | None:
     """Apply a chunk of distinct keys none of which the namespace has yet by COPYing it straight into
     `records` and `record_changes` (no staging table, no merge); None, with the counter locked, when a
-    key exists (the caller merges). Every write to `records` holds the tenant's counter row, so what the
-    look-up finds under that lock stays true until this transaction commits."""
-    base, now, found = session.execute(text(_LOCK_AND_LOOK), {
-        "t": tenant_id, "ns": namespace, "keys": _array_text([rec.key for rec in records])}).one()
-    if found:
-        return None
+    key exists (the caller merges). The records' primary key decides: a COPY that meets a stored key is
+    undone to a savepoint taken after the counter lock (so the lock is kept)."""
+    base, now = session.execute(text(_LOCK_COUNTER_NOW), {"t": tenant_id}).one()
 
     def copy_text(value) -> str:
         return "\\N" if value is None else _copy_text(str(value))
@@ -377,7 +361,13 @@ def _copy_direct(session, tenant_id, namespace, records, actor, origin, transmis
     changes.append("")
     import io
     with session.connection().connection.dbapi_connection.cursor() as cur:
-        cur.copy_expert(_COPY_RECORDS, io.BytesIO("\n".join(rows).encode()), size=COPY_BLOCK)
+        cur.execute("SAVEPOINT fs_copy")
+        try:
+            cur.copy_expert(_COPY_RECORDS, io.BytesIO("\n".join(rows).encode()), size=COPY_BLOCK)
+        except psycopg2.errors.UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT fs_copy")
+            return None
+        cur.execute("RELEASE SAVEPOINT fs_copy")
         cur.copy_expert(_COPY_CHANGES, io.BytesIO("\n".join(changes).encode()), size=COPY_BLOCK)
     session.execute(text("UPDATE sync_counters SET value = :v WHERE tenant_id = :t"),
                     {"v": base + len(records), "t": tenant_id})
