@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import orjson
+import psycopg2.errors
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -44,6 +45,7 @@ class ApplyResult:
     duplicates: list[tuple[int, str]] = field(default_factory=list)       # unchanged content
     conflicts: list[tuple[int, str, int]] = field(default_factory=list)   # (position, key, server version)
     max_version: int | None = None
+    copied: bool = False  # the chunk was COPYed straight into records (apply_chunk's `direct`)
 
 
 # hook(session, tenant_id, namespace, origin, job_id), run inside the apply transaction after the merge.
@@ -231,10 +233,6 @@ _APPLIED_CTE = """, applied AS (
     RETURNING 1
 )"""
 
-# The chunk's rows to merge: all of them when no key repeats (the common case, no sort), else the last
-# occurrence of each key.
-_EVERY_ROW = "SELECT * FROM fs_stage"
-_LAST_OF_EACH_KEY = "SELECT DISTINCT ON (record_key) * FROM fs_stage ORDER BY record_key, ord DESC"
 # What only fs_applied (filled when there are hooks) reads of each merged row.
 _APPLIED_RETURNING = ", r.data, r.meta"
 
@@ -243,7 +241,7 @@ _APPLIED_RETURNING = ", r.data, r.meta"
 # CONFLICT's arbiter probe, and a key it found is updated through the row it found (its ctid: no second
 # index descent). A merge never races another one for the same key.
 _MERGE = """
-WITH src AS ({src}), old AS MATERIALIZED (
+WITH {src}, old AS MATERIALIZED (
     -- LATERAL keeps this a primary-key lookup per staged row even while the table's statistics are stale
     SELECT r.ctid AS row_id, r.record_key, r.content_hash, r.version, r.origin, r.data, r.record_type, r.deleted
       FROM src s CROSS JOIN LATERAL (
@@ -286,15 +284,28 @@ WITH src AS ({src}), old AS MATERIALIZED (
     RETURNING 1
 )
 -- (data-modifying CTEs run once whether or not this SELECT reads them)
-SELECT s.position, s.record_key, up.version AS new_version, old.version AS old_version, old.origin AS old_origin,
+{answer}
+"""
+# What became of each staged record, in input order.
+_ANSWER_ROWS = """SELECT s.position, s.record_key, up.version AS new_version, old.version AS old_version,
+       old.origin AS old_origin,
        -- the overwritten server copy, kept only where it may be the loser of a conflict
        CASE WHEN old.version > :since THEN old.content_hash END AS old_hash,
        CASE WHEN old.version > :since THEN old.data::text END AS old_data_text
   FROM fs_stage s
   LEFT JOIN up ON up.record_key = s.record_key
   LEFT JOIN old ON old.record_key = s.record_key
- ORDER BY s.ord
-"""
+ ORDER BY s.ord"""
+
+# The last occurrence of a key within the chunk wins; a chunk whose keys are all distinct (known before it
+# is sent) reads the staged rows as they are, without the sort.
+_SRC_LAST = """src AS (
+    SELECT DISTINCT ON (record_key) * FROM fs_stage ORDER BY record_key, ord DESC
+)"""
+_SRC_DISTINCT = "src AS NOT MATERIALIZED (SELECT * FROM fs_stage)"
+# With distinct keys and no conflicts to find, the versions alone say what happened: each record's
+# version is base + its ord + 1, and a record without one was a duplicate.
+_ANSWER_VERSIONS = "SELECT up.version AS new_version FROM up"
 
 
 # Creates the tenant's counter row when it has none and locks it either way, in one round trip. The merge
@@ -310,7 +321,7 @@ _LOCK_COUNTER = """
 def apply_chunk(session: Session, *, tenant_id: str, namespace: str, records: list[Incoming],
                 actor: str | None = None, origin: str | None = None, transmission: str | None = None,
                 job_id=None, client_since: int | None = None, hooks: Sequence[AfterApply] = (),
-                staged: bool = False) -> ApplyResult:
+                staged: bool = False, direct: bool = False) -> ApplyResult:
     """Upsert a chunk in one statement. The caller commits (that releases the counter lock).
     `client_since`: the version the client last pulled, when the dialect knows it; a record changed on
     the server after it by someone else is a conflict (last writer wins; the loser is kept).
@@ -318,21 +329,34 @@ def apply_chunk(session: Session, *, tenant_id: str, namespace: str, records: li
     temp table `fs_applied(record_key, record_type, version, deleted, data, meta, old_data, inserted)`
     holds the rows this chunk changed (so fan-out can be one INSERT … SELECT); it is filled only when
     there are hooks to read it. `staged`: `records` are in the staging table already (stage_stream, in
-    this transaction)."""
+    this transaction).
+    `direct`: for a bulk load of mostly new keys (see _copy_direct); the result's `copied` says whether
+    the chunk went that way."""
     result = ApplyResult()
     if not records:
         return result
-    if not staged:
+    distinct = len({rec.key for rec in records}) == len(records)
+    versions_only = distinct and client_since is None
+    if direct and versions_only and not hooks and not staged:
+        copied = _copy_direct(session, tenant_id, namespace, records, actor, origin, transmission, job_id)
+        if copied is not None:
+            return copied
+        _stage(session, records, with_applied=False)  # a key exists: the merge below (the lock is held)
+    elif not staged:
         _stage(session, records, with_applied=bool(hooks))
     base = session.execute(text(_LOCK_COUNTER), {"t": tenant_id}).scalar_one()
-    merge = _MERGE.replace("{applied}", _APPLIED_CTE if hooks else "").replace(
-        "{returning}", _APPLIED_RETURNING if hooks else "").replace(
-        "{src}", _LAST_OF_EACH_KEY if len({rec.key for rec in records}) < len(records) else _EVERY_ROW)
+    merge = (_MERGE.replace("{applied}", _APPLIED_CTE if hooks else "")
+             .replace("{returning}", _APPLIED_RETURNING if hooks else "")
+             .replace("{src}", _SRC_DISTINCT if distinct else _SRC_LAST)
+             .replace("{answer}", _ANSWER_VERSIONS if versions_only else _ANSWER_ROWS))
     rows = session.execute(text(merge), {
         "tenant": tenant_id, "ns": namespace, "origin": origin, "actor": actor, "base": base,
         "transmission": transmission, "job": None if job_id is None else str(job_id),
         "since": client_since if client_since is not None else 2 ** 62, "n": len(records),
     }).all()
+    if versions_only:
+        return _versions_result(session, records, base, sorted(row.new_version for row in rows), tenant_id,
+                                namespace, origin, job_id, hooks)
     winners: dict[str, int] = {}
     for row in rows:
         if row.new_version is not None:
@@ -362,6 +386,75 @@ def apply_chunk(session: Session, *, tenant_id: str, namespace: str, records: li
     if conflicts_to_keep:
         _keep_conflicts(session, tenant_id, namespace, conflicts_to_keep, client_since, job_id, origin)
     if winners:
+        for hook in hooks:
+            hook(session, tenant_id, namespace, origin, job_id)
+    return result
+
+
+# The counter locked (as _LOCK_COUNTER), with the transaction's time as text.
+_LOCK_COUNTER_NOW = _LOCK_COUNTER.replace("RETURNING value", "RETURNING value, now()::text AS now")
+
+
+_COPY_RECORDS = ("COPY records (version, record_key, record_type, schema_version, data, meta, content_hash, deleted, "
+                 "geolocation, created_at, tenant_id, namespace, origin, updated_at, created_by, updated_by) FROM STDIN")
+_COPY_CHANGES = ("COPY record_changes (version, record_key, record_type, new_hash, deleted, tenant_id, namespace, "
+                 "actor, transmission, job_id) FROM STDIN")
+
+
+def _copy_direct(session, tenant_id, namespace, records, actor, origin, transmission, job_id) -> ApplyResult | None:
+    """Apply a chunk of distinct keys none of which the namespace has yet by COPYing it straight into
+    `records` and `record_changes` (no staging table, no merge); None, with the counter locked, when a
+    key exists (the caller merges). The records' primary key decides: a COPY that meets a stored key is
+    undone to a savepoint taken after the counter lock (so the lock is kept)."""
+    base, now = session.execute(text(_LOCK_COUNTER_NOW), {"t": tenant_id}).one()
+
+    def copy_text(value) -> str:
+        return "\\N" if value is None else _copy_text(str(value))
+    tail = "\t".join((copy_text(tenant_id), copy_text(namespace), copy_text(origin), now, copy_text(actor),
+                      copy_text(actor)))
+    change_tail = "\t".join((copy_text(tenant_id), copy_text(namespace), copy_text(actor), copy_text(transmission),
+                             copy_text(job_id)))
+    rows, changes = [], []
+    for ord_, rec in enumerate(records):
+        # the staged row: position, key, type, schema version, data, meta, hash, deleted, geolocation, created
+        fields = (rec.staged if rec.staged is not None else stage_text(rec)).split("\t")
+        if fields[9] == "\\N":
+            fields[9] = now  # as the merge's COALESCE(created_at, now())
+        version = str(base + ord_ + 1)
+        fields[0] = version
+        rows.append("\t".join(fields) + "\t" + tail)
+        changes.append("\t".join((version, fields[1], fields[2], fields[6], fields[7], change_tail)))
+    rows.append("")
+    changes.append("")
+    import io
+    with session.connection().connection.dbapi_connection.cursor() as cur:
+        cur.execute("SAVEPOINT fs_copy")
+        try:
+            cur.copy_expert(_COPY_RECORDS, io.BytesIO("\n".join(rows).encode()), size=COPY_BLOCK)
+        except psycopg2.errors.UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT fs_copy")
+            return None
+        cur.execute("RELEASE SAVEPOINT fs_copy")
+        cur.copy_expert(_COPY_CHANGES, io.BytesIO("\n".join(changes).encode()), size=COPY_BLOCK)
+    session.execute(text("UPDATE sync_counters SET value = :v WHERE tenant_id = :t"),
+                    {"v": base + len(records), "t": tenant_id})
+    result = ApplyResult(copied=True)
+    result.accepted = [(rec.position, rec.key, base + ord_ + 1) for ord_, rec in enumerate(records)]
+    result.max_version = base + len(records)
+    return result
+
+
+def _versions_result(session, records, base, versions, tenant_id, namespace, origin, job_id, hooks) -> ApplyResult:
+    """The result of a chunk of distinct keys, from the versions given out (record `ord` got base + ord + 1)."""
+    result = ApplyResult()
+    changed = set()
+    for version in versions:
+        ord_ = version - base - 1
+        changed.add(ord_)
+        result.accepted.append((records[ord_].position, records[ord_].key, version))
+    result.duplicates = [(rec.position, rec.key) for ord_, rec in enumerate(records) if ord_ not in changed]
+    if versions:
+        result.max_version = versions[-1]
         for hook in hooks:
             hook(session, tenant_id, namespace, origin, job_id)
     return result

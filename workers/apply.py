@@ -37,17 +37,22 @@ EndHook = Callable[[object, dict], None]
 def run_apply(ctx, items: Iterable[Incoming | Rejected], *, namespace: str, origin: str | None,
               transmission: str | None = None, client_since: int | None = None, total: int | None = None,
               on_chunk: ChunkHook | None = None, on_end: EndHook | None = None,
-              before_apply: Callable[[object, list], None] | None = None) -> dict:
+              before_apply: Callable[[object, list], None] | None = None, chunk_size: int | None = None,
+              direct: bool = False) -> dict:
     """Returns the job's counts. `on_chunk(session, records, result, rejected)` runs inside each chunk's
     transaction (e.g. to write a dialect's own side tables); `before_apply(session, records)` too, but
     before the apply takes the tenant's counter lock (writes that need no version: they then do not
     lengthen the time the lock is held). `on_end(session, counts)` runs once, inside the last chunk's
     transaction (or one of its own when nothing was left to apply), after its progress: a pipeline
-    stores its answer and ends the job there (ctx.finish), so a push of one chunk commits once."""
+    stores its answer and ends the job there (ctx.finish), so a push of one chunk commits once.
+    `chunk_size`: items per chunk, when the pipeline wants other than the configured CHUNK_SIZE.
+    `direct`: a bulk load of mostly new keys: chunks are COPYed straight into the records while they turn
+    out to be all new (models.engine.apply_chunk's `direct`); after the first that is not, they merge."""
     counts = {key: int(ctx.counts.get(key, 0)) for key in COUNT_KEYS}
     counts["max_version"] = ctx.counts.get("max_version")
     start = ctx.job.checkpoint
-    chunk_size = ctx.settings.chunk_size
+    chunk_size = chunk_size or ctx.settings.chunk_size
+    copying = [direct]  # while every chunk so far went straight in
     hooks = ctx.hooks(namespace)
     source = (item for item in items if item.position >= start)  # what an earlier delivery applied is skipped
     state = {"last_position": start - 1}
@@ -66,15 +71,17 @@ def run_apply(ctx, items: Iterable[Incoming | Rejected], *, namespace: str, orig
                 return
             item = next(source, None)
 
-    def apply(session, pending: list[Incoming], rejected: list[Rejected], *, staged: bool) -> tuple[ApplyResult, bool]:
-        """The chunk's apply and its bookkeeping, in its transaction; whether it is the last one."""
+    def apply(session, pending: list[Incoming], rejected: list[Rejected], *, staged: bool) -> ApplyResult:
+        """The chunk's apply and its bookkeeping, in its transaction (the last one's with on_end)."""
         if before_apply is not None:  # before the apply: from there to the commit the counter row is locked
             before_apply(session, pending)
         # the next chunk's first item (reading it may validate it): none means this chunk is the last
         upcoming[0] = next(source, None)
         result = apply_chunk(session, tenant_id=ctx.job.tenant_id, namespace=namespace, records=pending,
                              actor=ctx.job.created_by, origin=origin, transmission=transmission,
-                             job_id=ctx.job.id, client_since=client_since, hooks=hooks, staged=staged)
+                             job_id=ctx.job.id, client_since=client_since, hooks=hooks, staged=staged,
+                             direct=copying[0])
+        copying[0] = copying[0] and result.copied
         if on_chunk is not None:
             on_chunk(session, pending, result, rejected)
         counts["accepted"] += len(result.accepted)
@@ -85,10 +92,9 @@ def run_apply(ctx, items: Iterable[Incoming | Rejected], *, namespace: str, orig
             counts["max_version"] = max(result.max_version, counts["max_version"] or 0)
         done = state["last_position"] + 1
         ctx.progress(session, done=done, total=total, checkpoint=done, counts=counts)
-        last = upcoming[0] is None
-        if last and on_end is not None:
+        if upcoming[0] is None and on_end is not None:
             on_end(session, counts)
-        return result, last
+        return result
 
     upcoming = [next(source, None)]
     if upcoming[0] is None:  # nothing was left to apply (a redelivery past its checkpoint, or no items)
@@ -101,14 +107,15 @@ def run_apply(ctx, items: Iterable[Incoming | Rejected], *, namespace: str, orig
     while upcoming[0] is not None:
         rejected: list[Rejected] = []
         with ctx.session() as session:
-            if before_apply is None:
+            streamed = before_apply is None and not copying[0]
+            if streamed:
                 # the chunk's records are validated and rendered as the staging COPY asks for them, so
                 # this process prepares the next block while PostgreSQL parses the one before
                 pending = stage_stream(session, chunk_of(upcoming[0], rejected), with_applied=bool(hooks))
-            else:  # before_apply may drop records: the chunk is gathered first and staged after it
+            else:  # before_apply may drop records, a straight COPY takes the chunk whole: gathered first
                 pending = list(chunk_of(upcoming[0], rejected))
             jobs.record_errors(session, ctx.job.id, [r.as_error() for r in rejected])
-            result, _ = apply(session, pending, rejected, staged=before_apply is None)
+            result = apply(session, pending, rejected, staged=streamed)
         # committed: count the chunk's outcomes (the console's per-minute series and /metrics)
         metrics.count_records(namespace, {"accepted": len(result.accepted), "duplicate": len(result.duplicates),
                                           "conflict": len(result.conflicts), "rejected": len(rejected)})

@@ -199,3 +199,58 @@ def test_content_hash_is_the_digest_stored_records_already_carry():
     assert content_hash(rec) == spelt_out == "578909ff9f78fb54da8bcecebf980e214c37f5d3e76dbb390422d3a530065b0e"
     plain = Incoming(position=1, key="k", record_type="", data=None)
     assert content_hash(plain) == hashlib.sha256("\x1f\x1fnull\x1f0\x1fnull\x1f{}\x1f".encode()).hexdigest()
+
+
+def test_a_chunk_of_new_keys_copied_straight_in_is_stored_as_the_merge_stores_it(db_session):
+    # direct=True: the same rows, audit and versions as the merge, for keys the escapes of COPY and of an
+    # array literal must carry, a record without created_at and a tombstone
+    job = uuid.uuid4()
+    odd = ['q"uote', "back\\slash", "tab\there", "new\nline", "comma,{brace}", "é ünï"]
+
+    def chunk():
+        return [rec(0, odd[0], {"v": "x\ty\\z"}, created_at=dt.datetime(2024, 1, 2, tzinfo=dt.timezone.utc),
+                    meta={"campaignId": "C"}),
+                *[rec(i, k, {"i": i}, meta={"campaignId": "C"}) for i, k in enumerate(odd[1:], start=1)],
+                rec(9, "gone", {"v": 0}, deleted=True, schema_version="2", geolocation={"lat": 1.5})]
+
+    def stored(t):
+        rows = db_session.execute(text("""
+            SELECT record_key, record_type, schema_version, data, meta, content_hash, deleted, geolocation, origin,
+                   created_by, updated_by, created_at = now() AS created_now, updated_at = now() AS updated_now,
+                   version - (SELECT min(version) FROM records WHERE tenant_id = :t) AS rank
+              FROM records WHERE tenant_id = :t ORDER BY version"""), {"t": t}).all()
+        changes = db_session.execute(text("""
+            SELECT record_key, version - (SELECT min(version) FROM record_changes WHERE tenant_id = :t) AS rank,
+                   old_hash, new_hash, actor, transmission, job_id, record_type, deleted, old_record_type, old_deleted
+              FROM record_changes WHERE tenant_id = :t ORDER BY version"""), {"t": t}).all()
+        return [tuple(r) for r in rows], [tuple(c) for c in changes]
+
+    got = {}
+    for direct in (True, False):
+        t = f"t-{uuid.uuid4().hex[:6]}"
+        result = apply_chunk(db_session, tenant_id=t, namespace="n", records=chunk(), actor="alice", origin="o",
+                             transmission="tx", job_id=job, direct=direct)
+        assert result.copied is direct
+        assert [(p, k) for p, k, _ in result.accepted] == [(r.position, r.key) for r in chunk()]
+        assert result.max_version == result.accepted[-1][2] == current_version(db_session, t)
+        got[direct] = stored(t)
+    assert got[True] == got[False]
+    rows, _ = got[True]
+    assert [r[0] for r in rows] == odd + ["gone"]
+    assert rows[0][11] is False and rows[1][11] is True and rows[0][3] == {"v": "x\ty\\z"}  # created_now, data
+
+
+def test_a_chunk_with_a_key_already_stored_is_merged_even_when_copying_was_asked(db_session):
+    t = f"t-{uuid.uuid4().hex[:6]}"
+    first = apply_chunk(db_session, tenant_id=t, namespace="n", direct=True,
+                        records=[rec(0, "a", {"v": 1}), rec(1, "b", {"v": 1})])
+    assert first.copied
+    again = apply_chunk(db_session, tenant_id=t, namespace="n", direct=True,
+                        records=[rec(0, "c", {"v": 1}), rec(1, "a", {"v": 1}), rec(2, "b", {"v": 2})])
+    assert not again.copied
+    assert again.duplicates == [(1, "a")] and [k for _, k, _ in again.accepted] == ["c", "b"]
+    assert get_record(db_session, tenant_id=t, namespace="n", key="b").data_text == '{"v": 2}'
+    repeated = apply_chunk(db_session, tenant_id=t, namespace="n", direct=True,  # a key twice: merged
+                           records=[rec(0, "d", {"v": 1}), rec(1, "d", {"v": 2})])
+    assert not repeated.copied and len(repeated.accepted) == 2
+    assert get_record(db_session, tenant_id=t, namespace="n", key="d").data_text == '{"v": 2}'

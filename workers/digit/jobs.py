@@ -126,6 +126,9 @@ def _prepared(check: EntityChecker, found: Iterator[tuple[int, str | None, objec
         item = check(position, schema, entity)
         if type(item) is Incoming:
             item.staged = stage_text(item)
+            # the row's text holds the entity from here on: a chunk held in memory is its rows, not the
+            # entities' trees (no hook or chunk callback of this pipeline reads them)
+            item.data = item.data_text = None
         yield item
 
 
@@ -178,12 +181,25 @@ def run_sync_file(ctx) -> dict:
                                     versions=versions)
     check = EntityChecker(campaign_id, forms, forms_expected=bool(versions))
     items = _prepared(check, entities(path, layout, start=ctx.job.checkpoint, limits=limits))
-    with collector_eased(), read_ahead(items) as ahead:
+    chunk = chunk_size(ctx.settings.chunk_size, total)
+    with collector_eased(), read_ahead(items, batches=-(-chunk // AHEAD_BATCH) + 1) as ahead:
         counts = run_apply(ctx, ahead, namespace=NAMESPACE, origin=ORIGIN, transmission=str(ctx.job.id),
-                           total=total)
+                           total=total, chunk_size=chunk, direct=True)
     return {"entities": total, "counts": counts, "forms": versions,
             "parts": [{"member": p["member"], "format": p["format"], "count": p["count"]}
                       for p in layout["parts"]]}
+
+
+BIG_FILE_CHUNKS = 50     # a file is applied in at least this many chunks …
+MAX_CHUNK = 2000         # … of at most this many entities (more than CHUNK_SIZE only for a big file)
+
+
+def chunk_size(configured: int, total: int) -> int:
+    """Entities per chunk for a file of `total`: the configured size, larger for a big file (fewer
+    statements, round trips and commits per entity) up to MAX_CHUNK, so progress still moves every
+    couple of thousand entities and what a worker holds (a chunk of staging rows and the next one read
+    ahead) is the same few megabytes for a file of 100,000 entities or of millions."""
+    return max(configured, min(MAX_CHUNK, total // BIG_FILE_CHUNKS))
 
 
 # --- the cyclic garbage collector during a file ---------------------------------------------------
@@ -211,7 +227,7 @@ class collector_eased:
 # --- reading ahead -----------------------------------------------------------------------------------
 
 AHEAD_BATCH = 250      # items handed over at a time
-AHEAD_BATCHES = 2      # batches read ahead at most: memory stays flat whatever the file's size
+AHEAD_BATCHES = 2      # batches read ahead at most (by default): memory stays flat whatever the file's size
 SWITCH_INTERVAL = 0.0005  # while both threads run: a statement's answer is picked up without a 5 ms wait
 
 
@@ -224,14 +240,16 @@ _END = object()
 
 
 class read_ahead:
-    """Iterates `items` (reading and checking the file) in a thread of its own, a few batches ahead of
-    the caller, so the file is read while the caller waits on PostgreSQL for the chunk before. Items come
-    out in order; an exception of the reader is raised in the caller at the point it happened; leaving the
-    block early stops the reader. Only one thread writes, so chunks still commit one after another."""
+    """Iterates `items` (reading and checking the file) in a thread of its own, `batches` of AHEAD_BATCH
+    items ahead of the caller at most, so the file is read while the caller waits on PostgreSQL for the
+    chunk before (a chunk's worth and one batch more: the whole next chunk is ready when one commits).
+    Items come out in order; an exception of the reader is raised in the caller at the point it
+    happened; leaving the block early stops the reader. Only one thread writes, so chunks still commit
+    one after another."""
 
-    def __init__(self, items: Iterable):
+    def __init__(self, items: Iterable, batches: int = AHEAD_BATCHES):
         self.items = iter(items)
-        self.queue: queue.Queue = queue.Queue(maxsize=AHEAD_BATCHES)
+        self.queue: queue.Queue = queue.Queue(maxsize=max(1, batches))
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=contextvars.copy_context().run, args=(self._read,),
                                        name="digit-read-ahead", daemon=True)
