@@ -236,10 +236,10 @@ _APPLIED_CTE = """, applied AS (
 # What only fs_applied (filled when there are hooks) reads of each merged row.
 _APPLIED_RETURNING = ", r.data, r.meta"
 
-# Under the counter lock no other writer can add or change this tenant's records (every write is a merge,
-# and every merge takes the lock first), so a key that `old` does not find is inserted without ON
+# Under the counter lock no other writer can add or change this tenant's records (every write, a merge or
+# a straight COPY, takes the lock first), so a key that `old` does not find is inserted without ON
 # CONFLICT's arbiter probe, and a key it found is updated through the row it found (its ctid: no second
-# index descent). A merge never races another one for the same key.
+# index descent). A merge never races another write for the same key.
 _MERGE = """
 WITH {src}, old AS MATERIALIZED (
     -- LATERAL keeps this a primary-key lookup per staged row even while the table's statistics are stale
