@@ -254,3 +254,30 @@ def test_a_chunk_with_a_key_already_stored_is_merged_even_when_copying_was_asked
                            records=[rec(0, "d", {"v": 1}), rec(1, "d", {"v": 2})])
     assert not repeated.copied and len(repeated.accepted) == 2
     assert get_record(db_session, tenant_id=t, namespace="n", key="d").data_text == '{"v": 2}'
+
+
+def test_a_streamed_chunk_is_staged_in_order_and_an_error_from_its_records_is_raised_as_it_is(db_session):
+    from models.engine import stage_stream
+    from workers.errors import JobFailed
+    produced = []
+
+    def records(n, fail_at=None):
+        for i in range(n):
+            if i == fail_at:
+                raise JobFailed("malformed_payload", "broken at item 1500")
+            produced.append(i)
+            yield rec(i, f"s{i}", {"n": i, "text": "x" * 200})
+
+    staged = stage_stream(db_session, records(3000), with_applied=False)
+    # every record went into the staging table, in order, and the apply merges them from there
+    assert [r.key for r in staged] == [f"s{i}" for i in range(3000)]
+    assert db_session.execute(text("SELECT count(*), min(ord), max(ord) FROM fs_stage")).one() == (3000, 0, 2999)
+    result = apply_chunk(db_session, tenant_id="t-stream", namespace="ns", records=staged, staged=True)
+    assert len(result.accepted) == 3000 and result.max_version == current_version(db_session, "t-stream")
+    assert produced == list(range(3000))
+    try:
+        stage_stream(db_session, records(3000, fail_at=1500), with_applied=False)
+    except JobFailed as exc:  # the pipeline's own error, not the driver's cancelled COPY
+        assert exc.code == "malformed_payload"
+    else:
+        raise AssertionError("the items' error was swallowed")
