@@ -52,7 +52,7 @@ def run_apply(ctx, items: Iterable[Incoming | Rejected], *, namespace: str, orig
     counts["max_version"] = ctx.counts.get("max_version")
     start = ctx.job.checkpoint
     chunk_size = chunk_size or ctx.settings.chunk_size
-    copying = [direct]  # while every chunk so far went straight in
+    copying = direct  # while every chunk so far went straight in
     hooks = ctx.hooks(namespace)
     source = (item for item in items if item.position >= start)  # what an earlier delivery applied is skipped
     state = {"last_position": start - 1}
@@ -71,51 +71,46 @@ def run_apply(ctx, items: Iterable[Incoming | Rejected], *, namespace: str, orig
                 return
             item = next(source, None)
 
-    def apply(session, pending: list[Incoming], rejected: list[Rejected], *, staged: bool) -> ApplyResult:
-        """The chunk's apply and its bookkeeping, in its transaction (the last one's with on_end)."""
-        if before_apply is not None:  # before the apply: from there to the commit the counter row is locked
-            before_apply(session, pending)
-        # the next chunk's first item (reading it may validate it): none means this chunk is the last
-        upcoming[0] = next(source, None)
-        result = apply_chunk(session, tenant_id=ctx.job.tenant_id, namespace=namespace, records=pending,
-                             actor=ctx.job.created_by, origin=origin, transmission=transmission,
-                             job_id=ctx.job.id, client_since=client_since, hooks=hooks, staged=staged,
-                             direct=copying[0])
-        copying[0] = copying[0] and result.copied
-        if on_chunk is not None:
-            on_chunk(session, pending, result, rejected)
-        counts["accepted"] += len(result.accepted)
-        counts["duplicate"] += len(result.duplicates)
-        counts["conflict"] += len(result.conflicts)
-        counts["rejected"] += len(rejected)
-        if result.max_version is not None:
-            counts["max_version"] = max(result.max_version, counts["max_version"] or 0)
-        done = state["last_position"] + 1
-        ctx.progress(session, done=done, total=total, checkpoint=done, counts=counts)
-        if upcoming[0] is None and on_end is not None:
-            on_end(session, counts)
-        return result
-
-    upcoming = [next(source, None)]
-    if upcoming[0] is None:  # nothing was left to apply (a redelivery past its checkpoint, or no items)
+    upcoming = next(source, None)
+    if upcoming is None:  # nothing was left to apply (a redelivery past its checkpoint, or no items)
         with ctx.session() as session:
             if state["last_position"] < start and total is not None:
                 ctx.progress(session, done=total, total=total, checkpoint=max(start, total), counts=counts)
             if on_end is not None:
                 on_end(session, counts)
         return counts
-    while upcoming[0] is not None:
+    while upcoming is not None:
         rejected: list[Rejected] = []
         with ctx.session() as session:
-            streamed = before_apply is None and not copying[0]
+            streamed = before_apply is None and not copying
             if streamed:
                 # the chunk's records are validated and rendered as the staging COPY asks for them, so
                 # this process prepares the next block while PostgreSQL parses the one before
-                pending = stage_stream(session, chunk_of(upcoming[0], rejected), with_applied=bool(hooks))
+                pending = stage_stream(session, chunk_of(upcoming, rejected), with_applied=bool(hooks))
             else:  # before_apply may drop records, a straight COPY takes the chunk whole: gathered first
-                pending = list(chunk_of(upcoming[0], rejected))
+                pending = list(chunk_of(upcoming, rejected))
             jobs.record_errors(session, ctx.job.id, [r.as_error() for r in rejected])
-            result = apply(session, pending, rejected, staged=streamed)
+            if before_apply is not None:  # before the apply: from there to the commit the counter row is locked
+                before_apply(session, pending)
+            # the next chunk's first item (reading it may validate it): none means this chunk is the last
+            upcoming = next(source, None)
+            result = apply_chunk(session, tenant_id=ctx.job.tenant_id, namespace=namespace, records=pending,
+                                 actor=ctx.job.created_by, origin=origin, transmission=transmission,
+                                 job_id=ctx.job.id, client_since=client_since, hooks=hooks, staged=streamed,
+                                 direct=copying)
+            copying = copying and result.copied
+            if on_chunk is not None:
+                on_chunk(session, pending, result, rejected)
+            counts["accepted"] += len(result.accepted)
+            counts["duplicate"] += len(result.duplicates)
+            counts["conflict"] += len(result.conflicts)
+            counts["rejected"] += len(rejected)
+            if result.max_version is not None:
+                counts["max_version"] = max(result.max_version, counts["max_version"] or 0)
+            done = state["last_position"] + 1
+            ctx.progress(session, done=done, total=total, checkpoint=done, counts=counts)
+            if upcoming is None and on_end is not None:
+                on_end(session, counts)
         # committed: count the chunk's outcomes (the console's per-minute series and /metrics)
         metrics.count_records(namespace, {"accepted": len(result.accepted), "duplicate": len(result.duplicates),
                                           "conflict": len(result.conflicts), "rejected": len(rejected)})
