@@ -45,15 +45,13 @@ class Scope:
 def snapshot(session: Session, imported: str | None = None) -> None:
     """Make the session's transaction one read-only snapshot (call first): the plan of an export and
     every file it writes then see the same rows; with `imported` (an export_snapshot() of a transaction
-    still open), the same snapshot as that transaction. JIT is off for it: an export's queries are one
-    long scan each, and compiling their many per-key expressions (in every parallel worker too) costs
-    more than it saves. work_mem is EXPORT_WORK_MEM for it: a file in an order no index serves (the
+    still open), the same snapshot as that transaction. (JIT is off on every connection of the engine:
+    models.db.make_engine.) work_mem is EXPORT_WORK_MEM for it: a file in an order no index serves (the
     Synkronus ZIP's created_at) is sorted before its first row leaves, and at the default 4 MB that sort
     runs through temporary files."""
     session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
     if imported is not None:
         session.execute(text("SET TRANSACTION SNAPSHOT :id"), {"id": imported})
-    session.execute(text("SET LOCAL jit = off"))
     session.execute(text(f"SET LOCAL work_mem = '{EXPORT_WORK_MEM}'"))
 
 
