@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -177,7 +178,6 @@ def _copy_stage(session: Session, source) -> None:
 
 def _stage(session: Session, records: list[Incoming], *, with_applied: bool) -> None:
     """COPY the chunk into the session's temp staging table (kept out of the counter lock)."""
-    import io
     _prepare_stage(session, with_applied=with_applied)
     _copy_stage(session, io.BytesIO(_copy_rows(records)))
 
@@ -426,7 +426,6 @@ def _copy_direct(session, tenant_id, namespace, records, actor, origin, transmis
         changes.append("\t".join((version, fields[1], fields[2], fields[6], fields[7], change_tail)))
     rows.append("")
     changes.append("")
-    import io
     with session.connection().connection.dbapi_connection.cursor() as cur:
         cur.execute("SAVEPOINT fs_copy")
         try:
